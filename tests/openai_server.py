@@ -1,0 +1,226 @@
+"""An OpenAI-compatible streaming server on 127.0.0.1 that misbehaves on request.
+
+The first path segment picks the behaviour, so one server serves every test:
+``http://127.0.0.1:PORT/<scenario>/v1`` is a base URL for ``--base-url``.
+A scenario may take one number after a dash, as in ``stall-after-2`` or
+``chars-50000``. Every request is recorded in ``server.requests``.
+
+It is written on raw asyncio streams rather than a web framework so that it
+can split a UTF-8 character across network reads, drop a connection mid-body,
+or go silent, exactly as a broken provider would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Request:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> bytes:
+    """One SSE event carrying a chat.completion.chunk."""
+    if content is not None:
+        delta["content"] = content
+    payload = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+USAGE = (
+    b'data: {"id":"chatcmpl-test","object":"chat.completion.chunk","created":0,'
+    b'"model":"test-model","choices":[],"usage":{"prompt_tokens":5,'
+    b'"completion_tokens":3,"total_tokens":8}}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+HELLO = ["Hello", " there", "!"]
+
+
+class Stream:
+    """The response side of one request: status line, headers, body pieces."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    async def start(self, status: int = 200, content_type: str = "text/event-stream") -> None:
+        """Send the status line and headers of a chunked response."""
+        head = (
+            f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        self.writer.write(head.encode())
+        await self.writer.drain()
+
+    async def send(self, data: bytes) -> None:
+        """Send one HTTP chunk and make sure it leaves this process."""
+        self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        await self.writer.drain()
+
+    async def end(self) -> None:
+        """Send the terminating empty chunk."""
+        self.writer.write(b"0\r\n\r\n")
+        await self.writer.drain()
+
+    async def events(self, pieces: list[bytes], end: bool = True) -> None:
+        """A whole SSE answer: headers, each event, ``[DONE]``."""
+        await self.start()
+        for piece in pieces:
+            await self.send(piece)
+        if end:
+            await self.send(DONE)
+            await self.end()
+
+    async def error(self, status: int, message: str) -> None:
+        """An OpenAI-style JSON error body with a status code."""
+        body = json.dumps({"error": {"message": message, "code": status}}).encode()
+        await self.start(status, "application/json")
+        await self.send(body)
+        await self.end()
+
+
+async def keep_alive_forever(stream: Stream) -> None:
+    """Stall, but keep the connection busy with SSE comments like real servers do."""
+    while True:
+        await stream.send(b": keep-alive\n\n")
+        await asyncio.sleep(0.5)
+
+
+def hello(n: int) -> list[bytes]:
+    return [chunk(piece) for piece in HELLO] + [chunk(finish="stop"), USAGE]
+
+
+async def scenario(name: str, n: int, stream: Stream, server: "OpenAIServer") -> None:
+    """Play the named behaviour on one chat/completions request."""
+    if name == "hello":
+        await stream.events(hello(n))
+    elif name == "echo":  # the answer is the request's messages, as JSON
+        body = server.requests[-1].body
+        await stream.events([chunk(json.dumps(body["messages"], ensure_ascii=False))])
+    elif name == "status":  # status-500, status-401, status-429
+        await stream.error(n, f"test server says no ({n})")
+    elif name == "error-event":  # content, then an error event in the stream
+        await stream.events([chunk(p) for p in HELLO[:2]], end=False)
+        await stream.send(b'data: {"error": {"message": "upstream exploded"}}\n\n')
+        await stream.end()
+    elif name == "drop":  # content, then the connection is cut mid-body
+        await stream.events([chunk(p) for p in HELLO[:2]], end=False)
+        stream.writer.transport.abort()
+    elif name == "silent":  # the request is read and never answered
+        await asyncio.sleep(3600)
+    elif name == "stall-after":  # n deltas, then keep-alive comments forever
+        await stream.events([chunk(p) for p in (HELLO * n)[:n]], end=False)
+        await keep_alive_forever(stream)
+    elif name == "split-utf8":  # "Привет 👋", the emoji split across two reads
+        data = chunk("Привет 👋")
+        cut = data.index("👋".encode()) + 2
+        await stream.start()
+        stream.writer.write(b"%x\r\n%s" % (len(data), data[:cut]))
+        await stream.writer.drain()
+        await asyncio.sleep(0.2)
+        stream.writer.write(data[cut:] + b"\r\n")
+        await stream.send(DONE)
+        await stream.end()
+    elif name == "chars":  # n one-character deltas as fast as possible
+        await stream.start()
+        event = chunk("x")
+        for start in range(0, n, 256):
+            await stream.send(event * min(256, n - start))
+        await stream.send(DONE)
+        await stream.end()
+    elif name == "big":  # an answer of n KiB in 1 KiB deltas, ending with "END"
+        piece = ("abcdefghijklmnopqrstuvwxyz012345" * 32)[:1024]
+        await stream.events([chunk(piece) for _ in range(n)] + [chunk("END")])
+    elif name == "pause":  # one delta, then n ms of silence, then the rest
+        await stream.start()
+        server.first_sent = time.perf_counter()
+        await stream.send(chunk("First"))
+        await asyncio.sleep(n / 1000)
+        await stream.send(chunk(" second"))
+        await stream.send(DONE)
+        await stream.end()
+    elif name == "reasoning":
+        thoughts = [chunk(reasoning_content=t) for t in ("Thinking", " hard")]
+        await stream.events(thoughts + hello(0))
+    elif name == "slow":  # the first delta after n ms, then a normal answer
+        await asyncio.sleep(n / 1000)
+        await stream.events(hello(0))
+    else:
+        await stream.error(404, f"unknown scenario {name!r}")
+
+
+@dataclass
+class OpenAIServer:
+    """Runs the scenarios on 127.0.0.1 in a thread of its own."""
+
+    requests: list[Request] = field(default_factory=list)
+    port: int = 0
+    first_sent: float = 0.0
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def url(self, name: str) -> str:
+        """The base URL that plays scenario `name`."""
+        return f"http://127.0.0.1:{self.port}/{name}/v1"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, path, _ = head.split(b"\r\n")[0].decode().split(" ", 2)
+            headers = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                if ":" in line:
+                    key, value = line.split(":", 1)
+                    headers[key.strip().lower()] = value.strip()
+            raw = await reader.readexactly(int(headers.get("content-length", 0)))
+            body = json.loads(raw) if raw else None
+            self.requests.append(Request(method, path, headers, body))
+            name, _, number = path.strip("/").split("/")[0].rpartition("-")
+            if not name or not number.isdigit():
+                name, number = path.strip("/").split("/")[0], "0"
+            stream = Stream(writer)
+            if path.endswith("/models"):
+                models = {"object": "list", "data": [{"id": "gpt-4", "object": "model"}]}
+                await stream.start(200, "application/json")
+                await stream.send(json.dumps(models).encode())
+                await stream.end()
+            else:
+                await scenario(name, int(number), stream, self)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def start(self) -> "OpenAIServer":
+        """Start serving in a daemon thread; returns once the port is bound."""
+        ready = threading.Event()
+
+        async def serve() -> None:
+            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            self._loop = asyncio.get_running_loop()
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        threading.Thread(target=asyncio.run, args=(serve(),), daemon=True).start()
+        ready.wait(10)
+        return self
+
+
