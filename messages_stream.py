@@ -5,16 +5,16 @@
 # ///
 """Stream a chat completion with g4f, printing each piece of the answer as it arrives.
 
-usage:
+examples:
   python messages_stream.py                    # asks gpt-4: Say hello there!
   python messages_stream.py "Как тебя зовут?"
   echo "Write a haiku" | python messages_stream.py -
-  python messages_stream.py --base-url http://localhost:11434/v1 -m llama3.2 "Hi"
-  python messages_stream.py -p http://localhost:8080/v1 -p PollinationsAI "Hi"
+  python messages_stream.py --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
+  python messages_stream.py -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
 
 The answer goes to stdout, then a blank line and "Final accumulated text: ...".
 Reasoning, errors and the -v report go to stderr.
-Exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted.
+exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted
 """
 
 from __future__ import annotations
@@ -32,13 +32,6 @@ from urllib.parse import urlsplit
 from g4f.client import AsyncClient, create_custom_provider
 
 DEFAULT_PROMPT = "Say hello there!"
-EPILOG = """examples:
-  %(prog)s "Как тебя зовут?"
-  echo "Write a haiku" | %(prog)s -
-  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
-  %(prog)s -p http://127.0.0.1:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
-
-exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted"""
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,17 +40,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def url_or_name(value: str) -> str:
-    """A provider name, or an http(s) URL with a host and a valid port."""
-    if "://" in value:
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"bad URL {value!r}: {exc}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+def http_url(value: str) -> str:
+    """An http(s) URL with a host and a valid port."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad URL {value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
     return value
+
+
+def url_or_name(value: str) -> str:
+    """A provider name, or an OpenAI-compatible base URL."""
+    return http_url(value) if "://" in value else value
 
 
 def seconds(value: str) -> float:
@@ -73,30 +70,30 @@ def seconds(value: str) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line; `-` as the prompt reads it from standard input."""
-    parser = Parser(
-        description="Stream a chat completion with g4f, printing each piece as it arrives.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    first, _, examples = (__doc__ or "").partition("\n\n")
+    parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add(
+        "prompt",
+        nargs="?",
+        default=DEFAULT_PROMPT,
+        help=f"the user message, - for stdin ({DEFAULT_PROMPT!r})",
     )
-    parser.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT,
-                        help=f"the user message; - reads standard input (default: {DEFAULT_PROMPT!r})")
-    parser.add_argument("-m", "--model", default="gpt-4", help="model name (default: gpt-4)")
-    parser.add_argument("-p", "--provider", action="append", type=url_or_name, metavar="NAME|URL",
-                        help="g4f provider name or OpenAI-compatible base URL; repeat for a "
-                        "fallback list tried in order (default: g4f's automatic choice)")
-    parser.add_argument("--base-url", type=url_or_name, metavar="URL",
-                        help="OpenAI-compatible endpoint (Ollama, llama.cpp, vLLM, LM Studio, "
-                        "LiteLLM, g4f's API); with -p NAME, that provider's URL")
-    parser.add_argument("--api-key", default=os.environ.get("G4F_API_KEY"),
-                        help="API key (default: $G4F_API_KEY, which keeps it out of the process list)")
-    parser.add_argument("-s", "--system", help="a system message, sent before the prompt")
-    parser.add_argument("--timeout", type=seconds, default=120.0, metavar="SECONDS",
-                        help="longest wait for the first delta and for each next one; "
-                        "with several providers, the wait before trying the next (default: 120)")
-    parser.add_argument("--hide-reasoning", action="store_true",
-                        help="do not show the model's reasoning (shown on stderr by default)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="after the answer, report provider, timing and usage on stderr")
+    add("-m", "--model", default="gpt-4", help="the model (default: gpt-4)")
+    add(
+        "-p",
+        "--provider",
+        action="append",
+        type=url_or_name,
+        metavar="NAME|URL",
+        help="a g4f provider name or OpenAI-compatible base URL; repeat to fall back in that order",
+    )
+    add("--base-url", type=http_url, metavar="URL", help="an OpenAI-compatible endpoint, e.g. Ollama's")
+    add("--api-key", default=os.environ.get("G4F_API_KEY"), help="API key (default: $G4F_API_KEY)")
+    add("-s", "--system", help="a system message, sent before the prompt")
+    add("--timeout", type=seconds, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
+    add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
+    add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)
     if args.prompt == "-":
         try:
@@ -127,6 +124,7 @@ class Watchdog:
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
         self.timeout = timeout
+        self.message = f"no delta within {timeout:g}s (--timeout)"
         self.cancels = 0  # our cancellations that the task has not caught yet
         self.reset()
         self.handle = self.loop.call_later(self.TICK, self._tick)
@@ -159,11 +157,7 @@ class Watchdog:
 
 
 class StreamError(Exception):
-    """A failure to report as is: one line per provider tried."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("; ".join(lines))
-        self.lines = lines
+    """A failure already put in words: one line (an arg) per provider tried."""
 
 
 def provider_for(spec: str | None, api_key: str | None, model: str) -> Any:
@@ -215,11 +209,11 @@ async def open_stream(
         except asyncio.CancelledError:
             if not watchdog.caught():
                 raise
-            failure = f"no delta within {watchdog.timeout:g}s (--timeout)"
+            failure = watchdog.message
         except Exception as exc:
             failure = one_line(exc, secret)
         failures.append(f"{label(provider)}: {failure}" if len(providers) > 1 else failure)
-    raise StreamError(failures)
+    raise StreamError(*failures)
 
 
 def dim(text: str, stream: TextIO) -> str:
@@ -229,9 +223,7 @@ def dim(text: str, stream: TextIO) -> str:
     return text
 
 
-async def stream_chat(
-    client: Any, args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
-) -> str:
+async def stream_chat(client: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> str:
     """Print the answer's deltas to `out` as they arrive and return the whole answer.
 
     Whatever happens, the text received so far is printed in the final line.
@@ -252,17 +244,16 @@ async def stream_chat(
         try:
             async for chunk in stream:
                 watchdog.reset()
-                delta = chunk.choices[0].delta if chunk.choices else None
-                if delta and delta.reasoning and not args.hide_reasoning:
-                    print(dim(delta.reasoning, err), end="", flush=True, file=err)
-                if delta and delta.content:
-                    content = str(delta.content)  # may be Sources or another non-str object
+                if chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
+                    print(dim(chunk.choices[0].delta.reasoning, err), end="", flush=True, file=err)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
                     parts.append(content)
                     print(content, end="", flush=True, file=out)
         except asyncio.CancelledError:
             if not watchdog.caught():
                 raise
-            raise StreamError([f"no delta within {args.timeout:g}s (--timeout)"]) from None
+            raise StreamError(watchdog.message) from None
         if args.verbose:
             report(provider, chunk, started, first_delta, parts, err)
     finally:
@@ -283,8 +274,10 @@ def report(provider: Any, last: Any, started: float, first: float, parts: list[s
         f"finish reason: {last.choices[0].finish_reason if last.choices else None}",
     ]
     if usage and usage.prompt_tokens:  # otherwise g4f made the numbers up from the delta count
-        lines.append(f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
-                     f" = {usage.total_tokens} tokens")
+        lines.append(
+            f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+            f" = {usage.total_tokens} tokens"
+        )
     print("\n" + "\n".join(lines), file=err)
 
 
@@ -292,9 +285,9 @@ async def run(args: argparse.Namespace) -> int:
     """Create the client and stream; returns the exit status."""
     try:
         client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
-        await stream_chat(client, args)
+        await stream_chat(client, args, sys.stdout, sys.stderr)
     except StreamError as exc:
-        for line in exc.lines:
+        for line in exc.args:
             print(f"error: {line}", file=sys.stderr)
         return 1
     except BrokenPipeError:

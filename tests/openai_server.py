@@ -16,7 +16,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +106,7 @@ def hello(n: int) -> list[bytes]:
     return [chunk(piece) for piece in HELLO] + [chunk(finish="stop"), USAGE]
 
 
-async def scenario(name: str, n: int, stream: Stream, server: "OpenAIServer") -> None:
+async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> None:
     """Play the named behaviour on one chat/completions request."""
     if name == "hello":
         await stream.events(hello(n))
@@ -195,7 +194,7 @@ class OpenAIServer:
             if not name or not number.isdigit():
                 name, number = path.strip("/").split("/")[0], "0"
             stream = Stream(writer)
-            if path.endswith("/models"):
+            if path.endswith("/models") and name != "silent":
                 models = {"object": "list", "data": [{"id": "gpt-4", "object": "model"}]}
                 await stream.start(200, "application/json")
                 await stream.send(json.dumps(models).encode())
@@ -207,7 +206,7 @@ class OpenAIServer:
         finally:
             writer.close()
 
-    def start(self) -> "OpenAIServer":
+    def start(self) -> OpenAIServer:
         """Start serving in a daemon thread; returns once the port is bound."""
         ready = threading.Event()
 
@@ -222,5 +221,3 @@ class OpenAIServer:
         threading.Thread(target=asyncio.run, args=(serve(),), daemon=True).start()
         ready.wait(10)
         return self
-
-

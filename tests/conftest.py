@@ -1,0 +1,173 @@
+"""Fixtures: a fake g4f client for unit tests, and for end-to-end tests a local
+OpenAI-compatible server plus a way to run the script under each HTTP backend."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import messages_stream
+from tests.openai_server import OpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "messages_stream.py"
+HIDE_CURL_CFFI = Path(__file__).resolve().parent / "no_curl_cffi"
+BACKENDS = ["aiohttp", "curl_cffi"]
+
+
+# ---- unit tests: a fake client in place of g4f's AsyncClient -------------------
+
+
+def chunk(content: Any = None, reasoning: str | None = None, finish: str | None = None) -> Any:
+    """A chunk shaped like g4f's ChatCompletionChunk."""
+    delta = SimpleNamespace(content=content, reasoning=reasoning)
+    choice = SimpleNamespace(delta=delta, finish_reason=finish)
+    return SimpleNamespace(choices=[choice], provider="FakeProvider", model="fake-model", usage=None)
+
+
+NO_CHOICES = SimpleNamespace(choices=[], provider="FakeProvider", model="fake-model", usage=None)
+STALL = object()  # in a script: the fake provider goes silent
+
+
+class FakeClient:
+    """Stands in for g4f.client.AsyncClient. Each create() plays the next script:
+    strings become content chunks, objects are yielded as they are, exceptions
+    are raised, STALL never returns. An exception as a whole script is raised
+    by create() itself."""
+
+    def __init__(self) -> None:
+        self.scripts: list[Any] = [["Hello", " there", "!"]]
+        self.calls: list[dict[str, Any]] = []
+        self.init_kwargs: dict[str, Any] = {}
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+
+    def __call__(self, **kwargs: Any) -> FakeClient:
+        self.init_kwargs = kwargs
+        return self
+
+    def create(self, **kwargs: Any) -> AsyncIterator[Any]:
+        self.calls.append(kwargs)
+        script = self.scripts[min(len(self.calls), len(self.scripts)) - 1]
+        if isinstance(script, Exception):
+            raise script
+        return self.play(script)
+
+    async def play(self, script: list[Any]) -> AsyncIterator[Any]:
+        for item in script:
+            if item is STALL:
+                await asyncio.sleep(3600)
+            elif isinstance(item, Exception):
+                raise item
+            yield chunk(item) if isinstance(item, str) else item
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
+    """main() builds this fake instead of g4f's client."""
+    client = FakeClient()
+    monkeypatch.setattr(messages_stream, "AsyncClient", client)
+    monkeypatch.delenv("G4F_API_KEY", raising=False)
+    return client
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_main(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Call main(argv) with the fake client; returns exit status, stdout, stderr."""
+
+    def run(*argv: str) -> Result:
+        status = messages_stream.main(list(argv))
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
+# ---- end-to-end tests: the real script, the real g4f, a local server -------------
+
+
+@pytest.fixture(scope="session")
+def server() -> OpenAIServer:
+    return OpenAIServer().start()
+
+
+def script_env(tmp_path: Path, backend: str, **extra: str) -> dict[str, str]:
+    """The environment for one run: g4f's files in tmp_path, and any traffic that
+    is not for loopback sent to a closed loopback port instead of the internet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("G4F_", "NO_COLOR"))}
+    dead = "http://127.0.0.1:9"
+    env.update(
+        G4F_CONFIG_DIR=str(tmp_path / "g4f"),
+        HOME=str(tmp_path),
+        HTTP_PROXY=dead,
+        HTTPS_PROXY=dead,
+        ALL_PROXY=dead,
+        http_proxy=dead,
+        https_proxy=dead,
+        all_proxy=dead,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PYTHONIOENCODING="utf-8",
+    )
+    if backend == "aiohttp":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HIDE_CURL_CFFI), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def run_script(tmp_path: Path, backend: str) -> Iterator[Callable[..., Result]]:
+    """Run `python messages_stream.py ARGS` under this test's HTTP backend."""
+
+    def run(*args: str, stdin: bytes = b"", timeout: float = 60, env: dict[str, str] | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), *args],
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+            env=script_env(tmp_path, backend, **(env or {})),
+            cwd=tmp_path,
+        )
+        return Result(
+            proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        )
+
+    yield run
+
+
+@pytest.fixture
+def start_script(tmp_path: Path, backend: str) -> Callable[..., subprocess.Popen[bytes]]:
+    """Start the script in the background, for tests that signal it or read it live."""
+
+    def start(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, str(SCRIPT), *args],
+            stdin=subprocess.DEVNULL,
+            env=script_env(tmp_path, backend, **(env or {})),
+            cwd=tmp_path,
+            **popen,
+        )
+
+    return start

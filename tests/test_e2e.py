@@ -1,0 +1,258 @@
+"""The script as a subprocess, with the real g4f client, against a local
+OpenAI-compatible server; every test runs under both of g4f's HTTP backends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import script_env
+from tests.openai_server import OpenAIServer
+
+FINAL = "\n\nFinal accumulated text: "
+
+
+def no_traceback(err: str) -> None:
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
+
+
+def test_runs_under_the_backend_it_claims(backend: str, tmp_path) -> None:
+    code = "import g4f.requests as r; print(r.has_curl_cffi)"
+    env = script_env(tmp_path, backend)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    assert out.strip() == str(backend == "curl_cffi")
+
+
+# ---- issue 2: the example works ----------------------------------------------------
+
+
+def test_streams_from_a_local_server(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("hello"))
+    assert result.out == "Hello there!" + FINAL + "Hello there!\n"
+    assert (result.status, result.err) == (0, "")
+
+
+def test_prompt_system_and_key_by_flag_reach_the_server(run_script, server: OpenAIServer) -> None:
+    result = run_script(
+        "--base-url", server.url("echo"), "-s", "Be brief.", "--api-key", "sk-flag", "Как тебя зовут?"
+    )
+    assert result.status == 0
+    sent = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Как тебя зовут?"}]
+    assert json.loads(result.out.split(FINAL)[0]) == sent
+    request = [r for r in server.requests if r.body and r.body.get("messages") == sent][-1]
+    assert request.headers["authorization"] == "Bearer sk-flag"
+    assert request.body["stream"] is True
+    assert request.body["model"] == "gpt-4"
+
+
+def test_prompt_from_stdin_and_key_from_environment(run_script, server: OpenAIServer) -> None:
+    result = run_script(
+        "--base-url",
+        server.url("echo"),
+        "-",
+        stdin="Привет из stdin\n".encode(),
+        env={"G4F_API_KEY": "sk-env"},
+    )
+    assert result.status == 0
+    sent = [{"role": "user", "content": "Привет из stdin\n"}]
+    assert json.loads(result.out.split(FINAL)[0]) == sent
+    request = [r for r in server.requests if r.body and r.body.get("messages") == sent][-1]
+    assert request.headers["authorization"] == "Bearer sk-env"
+
+
+def test_offline_default_is_one_error_line_and_the_final_line(run_script) -> None:
+    # Every non-loopback request goes to a closed loopback port (see script_env).
+    result = run_script()
+    assert result.status == 1
+    assert result.out == FINAL + "\n"
+    assert result.err.startswith("error: ")
+    assert result.err.count("\n") == 1
+    no_traceback(result.err)
+
+
+# ---- issue 3: the provider misbehaves ----------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 401, 429])
+def test_http_error_before_any_chunk(run_script, server: OpenAIServer, status: int) -> None:
+    result = run_script("--base-url", server.url(f"status-{status}"))
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert f"test server says no ({status})" in result.err
+    assert result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("scenario", ["error-event", "drop"])
+def test_failure_mid_stream_keeps_the_text(run_script, server: OpenAIServer, scenario: str) -> None:
+    result = run_script("--base-url", server.url(scenario))
+    assert (result.status, result.out) == (1, "Hello there" + FINAL + "Hello there\n")
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1
+    no_traceback(result.err)
+
+
+def test_error_event_message_is_shown(run_script, server: OpenAIServer) -> None:
+    assert "upstream exploded" in run_script("--base-url", server.url("error-event")).err
+
+
+@pytest.mark.parametrize(("scenario", "partial"), [("silent", ""), ("stall-after-2", "Hello there")])
+def test_timeout_ends_a_silent_stream_on_time(run_script, server: OpenAIServer, scenario, partial) -> None:
+    started = time.monotonic()
+    result = run_script("--base-url", server.url(scenario), "--timeout", "1", timeout=30)
+    elapsed = time.monotonic() - started
+    assert (result.status, result.out) == (1, partial + FINAL + partial + "\n")
+    assert result.err == "error: no delta within 1s (--timeout)\n"
+    assert elapsed < 10  # generous: start-up plus one second; a hang is 30 s
+
+
+def test_connection_refused(run_script) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        result = run_script("--base-url", f"http://127.0.0.1:{port}/v1")
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["htp//127.0.0.1/v1", "http://127.0.0.1:port/v1", "http:///v1"])
+def test_malformed_base_url_is_bad_usage(run_script, url: str) -> None:
+    result = run_script("--base-url", url)
+    assert (result.status, result.out) == (2, "")
+    assert result.err.count("\n") == 1 and url in result.err
+
+
+def test_utf8_split_across_reads_prints_whole(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("split-utf8"))
+    assert (result.status, result.out) == (0, "Привет 👋" + FINAL + "Привет 👋\n")
+
+
+def test_two_mib_answer_is_kept_in_full(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("big-2048"))
+    assert result.status == 0
+    streamed, final = result.out.split(FINAL)
+    assert len(streamed) == 2048 * 1024 + 3 and streamed.endswith("END")
+    assert final == streamed + "\n"
+
+
+# ---- issue 3: the user or the terminal -----------------------------------------------
+
+
+def test_ctrl_c_mid_stream(start_script, server: OpenAIServer) -> None:
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background CI job: let children see it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    proc = start_script("--base-url", server.url("stall-after-2"))
+    assert proc.stdout is not None
+    assert proc.stdout.read(len("Hello there")) == b"Hello there"
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 3
+    assert proc.returncode == 130
+    assert out.decode() == FINAL + "Hello there\n"
+    assert err.decode() == "interrupted\n"
+
+
+def test_reader_that_closes_early_gets_no_noise(start_script, server: OpenAIServer) -> None:
+    proc = start_script("--base-url", server.url("big-2048"))
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(100)) == 100
+    proc.stdout.close()  # like `| head -c 100`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1
+    assert err == ""
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+def test_terminal_that_cannot_encode_gets_replacements(run_script, server, encoding: str) -> None:
+    result = run_script("--base-url", server.url("split-utf8"), env={"PYTHONIOENCODING": encoding})
+    assert result.status == 0
+    assert result.out == "?????? ?" + FINAL + "?????? ?\n"
+    no_traceback(result.err)
+
+
+def test_stdin_not_utf8_is_refused_in_one_line(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("hello"), "-", stdin=b"caf\xe9")
+    assert (result.status, result.out) == (2, "")
+    assert result.err.count("\n") == 1 and "not UTF-8" in result.err
+
+
+def test_empty_stdin_is_bad_usage(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("hello"), "-", stdin=b"  \n")
+    assert (result.status, result.out) == (2, "")
+    assert "the prompt is empty" in result.err and result.err.count("\n") == 1
+
+
+def test_unknown_provider_name(run_script) -> None:
+    result = run_script("-p", "NoSuchProvider")
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert result.err == "error: ProviderNotFoundError: Provider not found: NoSuchProvider\n"
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_api_key_never_appears_in_output(run_script, server: OpenAIServer, how: str) -> None:
+    key = "sk-do-not-print-7731"
+    args = ["--api-key", key] if how == "flag" else []
+    env = {"G4F_API_KEY": key} if how == "environment" else {}
+    for scenario in ("status-401", "hello", "drop"):
+        result = run_script("-v", "--base-url", server.url(scenario), *args, env=env)
+        assert key not in result.out + result.err
+
+
+# ---- issue 5: fallback, reasoning, report -------------------------------------------
+
+
+def test_fallback_after_an_http_error(run_script, server: OpenAIServer) -> None:
+    result = run_script("-p", server.url("status-500"), "-p", server.url("hello"))
+    assert (result.status, result.out, result.err) == (0, "Hello there!" + FINAL + "Hello there!\n", "")
+
+
+def test_fallback_after_silence_takes_about_the_timeout(run_script, server: OpenAIServer) -> None:
+    started = time.monotonic()
+    result = run_script("-p", server.url("silent"), "-p", server.url("hello"), "--timeout", "1")
+    elapsed = time.monotonic() - started
+    assert (result.status, result.out) == (0, "Hello there!" + FINAL + "Hello there!\n")
+    assert 1 <= elapsed < 10
+
+
+def test_all_providers_fail_each_named_once(run_script, server: OpenAIServer) -> None:
+    urls = [server.url("status-429"), server.url("silent"), "http://127.0.0.1:9/v1"]
+    result = run_script(*[a for url in urls for a in ("-p", url)], "-p", "NoSuchProvider", "--timeout", "1")
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    lines = result.err.splitlines()
+    assert len(lines) == 4
+    for line, name in zip(lines, [*urls, "NoSuchProvider"], strict=True):
+        assert line.startswith(f"error: {name}: ")
+    assert "test server says no (429)" in lines[0]
+    assert lines[1].endswith("no delta within 1s (--timeout)")
+
+
+def test_no_fallback_once_content_has_started(run_script, server: OpenAIServer) -> None:
+    result = run_script("-p", server.url("drop"), "-p", server.url("hello"))
+    assert (result.status, result.out) == (1, "Hello there" + FINAL + "Hello there\n")
+    assert result.err.count("\n") == 1
+
+
+def test_reasoning_on_stderr_only(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("reasoning"))
+    assert result.out == "Hello there!" + FINAL + "Hello there!\n"
+    assert "Thinking hard" in result.err and "Hello" not in result.err
+    hidden = run_script("--base-url", server.url("reasoning"), "--hide-reasoning")
+    assert (hidden.out, hidden.err) == (result.out, "")
+
+
+def test_verbose_report_fields_and_identical_stdout(run_script, server: OpenAIServer) -> None:
+    quiet = run_script("--base-url", server.url("hello"))
+    loud = run_script("--base-url", server.url("hello"), "-v")
+    assert loud.out == quiet.out and loud.status == quiet.status == 0
+    assert f"provider: {server.url('hello')}  model: test-model" in loud.err
+    assert "deltas: 3  chars: 12  chars/s: " in loud.err
+    assert "finish reason: stop" in loud.err
+    assert "usage: 5 prompt + 3 completion = 8 tokens" in loud.err

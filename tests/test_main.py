@@ -1,0 +1,296 @@
+"""main() with a fake client: what it prints, where, and the exit status it returns."""
+
+from __future__ import annotations
+
+import io
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import NO_CHOICES, STALL, FakeClient, chunk
+
+FINAL = "\n\nFinal accumulated text: "
+
+
+class Sources:
+    """Like g4f's Sources: not a str, but prints as text."""
+
+    def __str__(self) -> str:
+        return "[1] example.org"
+
+
+def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient) -> None:
+    result = run_main()
+    assert result.status == 0
+    assert result.out == "Hello there!" + FINAL + "Hello there!\n"
+    assert result.err == ""
+    assert fake.calls[0]["model"] == "gpt-4"
+    assert fake.calls[0]["stream"] is True
+    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Say hello there!"}]
+
+
+def test_chunk_without_choices_is_skipped(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hel", NO_CHOICES, "lo"]]
+    result = run_main()
+    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+
+
+def test_none_and_empty_content_are_skipped(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hel", chunk(None), chunk(""), "lo"]]
+    result = run_main()
+    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+
+
+def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["See ", chunk(Sources())]]
+    result = run_main()
+    assert (result.status, result.out) == (0, "See [1] example.org" + FINAL + "See [1] example.org\n")
+
+
+def test_error_mid_stream_keeps_the_partial_text(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hello", " there", ConnectionResetError("peer went away")]]
+    result = run_main()
+    assert result.status == 1
+    assert result.out == "Hello there" + FINAL + "Hello there\n"
+    assert result.err == "error: ConnectionResetError: peer went away\n"
+
+
+def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
+    fake.scripts = [OSError("no route to the provider list")]
+    result = run_main()
+    assert result.status == 1
+    assert result.out == FINAL + "\n"
+    assert result.err == "error: OSError: no route to the provider list\n"
+    assert "Traceback" not in result.err
+
+
+def test_multi_line_error_is_reported_on_one_line(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[RuntimeError("first\nsecond\n  third")]]
+    result = run_main()
+    assert result.err == "error: RuntimeError: first second third\n"
+
+
+def test_prompt_argument_any_unicode(run_main, fake: FakeClient) -> None:
+    assert run_main("Как тебя зовут? 👋").status == 0
+    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Как тебя зовут? 👋"}]
+
+
+def test_prompt_from_stdin(run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO("Как тебя зовут?\n".encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert run_main("-").status == 0
+    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Как тебя зовут?\n"}]
+
+
+def test_system_message_comes_before_the_user_message(run_main, fake: FakeClient) -> None:
+    assert run_main("-s", "Be brief.", "Hi").status == 0
+    assert fake.calls[0]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+
+
+def test_model_and_api_key_reach_the_client(run_main, fake: FakeClient) -> None:
+    assert run_main("-m", "llama3.2", "--api-key", "sk-test").status == 0
+    assert fake.calls[0]["model"] == "llama3.2"
+    assert fake.init_kwargs["api_key"] == "sk-test"
+
+
+def test_api_key_from_the_environment(run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("G4F_API_KEY", "sk-from-env")
+    assert run_main().status == 0
+    assert fake.init_kwargs["api_key"] == "sk-from-env"
+
+
+@pytest.mark.parametrize("key_args", [["--api-key", "sk-secret-1234"], []])
+def test_api_key_never_appears_in_an_error(run_main, fake: FakeClient, monkeypatch, key_args) -> None:
+    monkeypatch.setenv("G4F_API_KEY", "sk-secret-1234")
+    fake.scripts = [[RuntimeError("401: bad key sk-secret-1234")]]
+    result = run_main(*key_args)
+    assert result.status == 1
+    assert "sk-secret-1234" not in result.out + result.err
+    assert result.err == "error: RuntimeError: 401: bad key ***\n"
+
+
+def test_base_url_without_provider_means_a_custom_provider(run_main, fake: FakeClient) -> None:
+    assert run_main("--base-url", "http://127.0.0.1:1/v1").status == 0
+    provider = fake.calls[0]["provider"]
+    assert provider.__name__ == "Custom"
+    assert provider.base_url == "http://127.0.0.1:1/v1"
+    assert fake.init_kwargs["base_url"] is None  # a client-wide base_url would override it
+
+
+def test_base_url_with_a_named_provider_goes_to_the_client(run_main, fake: FakeClient) -> None:
+    assert run_main("-p", "Ollama", "--base-url", "http://127.0.0.1:1/v1").status == 0
+    assert fake.calls[0]["provider"] == "Ollama"
+    assert fake.init_kwargs["base_url"] == "http://127.0.0.1:1/v1"
+
+
+def test_default_provider_is_g4f_automatic_choice(run_main, fake: FakeClient) -> None:
+    assert run_main().status == 0
+    assert fake.calls[0]["provider"] is None
+
+
+def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[STALL]]
+    result = run_main("--timeout", "0.2")
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert result.err == "error: no delta within 0.2s (--timeout)\n"
+
+
+def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hello", STALL]]
+    result = run_main("--timeout", "0.2")
+    assert (result.status, result.out) == (1, "Hello" + FINAL + "Hello\n")
+    assert result.err == "error: no delta within 0.2s (--timeout)\n"
+
+
+def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[NO_CHOICES]]
+    result = run_main()
+    assert (result.status, result.err) == (1, "error: the stream ended without any text\n")
+
+
+# ---- bad usage: one line on stderr, exit status 2 ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["   "], "the prompt is empty: '   '"),
+        ([""], "the prompt is empty: ''"),
+        (["--timeout", "-1"], "argument --timeout: must be a positive number of seconds, got '-1'"),
+        (["--timeout", "soon"], "argument --timeout: must be a positive number of seconds, got 'soon'"),
+        (["--timeout", "0"], "argument --timeout: must be a positive number of seconds, got '0'"),
+        (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got 'nan'"),
+        (["--base-url", "ftp://example.org"], "argument --base-url: not an http(s) URL: 'ftp://example.org'"),
+        (["--base-url", "http://"], "argument --base-url: not an http(s) URL: 'http://'"),
+        (
+            ["--base-url", "http://127.0.0.1:port/v1"],
+            "argument --base-url: bad URL 'http://127.0.0.1:port/v1': ",
+        ),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
+    ],
+)
+def test_bad_usage_is_one_line_and_status_2(run_main, fake: FakeClient, argv, message) -> None:
+    result = run_main(*argv)
+    assert result.status == 2
+    assert result.out == ""
+    assert result.err.count("\n") == 1
+    assert ": error: " + message in result.err
+    assert fake.calls == []
+
+
+def test_empty_stdin_is_bad_usage(run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    result = run_main("-")
+    assert result.status == 2
+    assert "error: the prompt is empty: ''" in result.err
+
+
+def test_stdin_that_is_not_utf8_is_refused(
+    run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9 au lait")))
+    result = run_main("-")
+    assert result.status == 2
+    assert result.err.count("\n") == 1
+    assert "standard input is not UTF-8" in result.err
+    assert "position 3" in result.err
+
+
+def test_help_shows_every_option_and_examples(run_main) -> None:
+    result = run_main("--help")
+    assert result.status == 0
+    for option in (
+        "--model",
+        "--provider",
+        "--base-url",
+        "--api-key",
+        "--system",
+        "--timeout",
+        "--hide-reasoning",
+        "--verbose",
+        "examples:",
+        "exit status:",
+    ):
+        assert option in result.out
+
+
+# ---- reasoning, fallback and the -v report ---------------------------------------
+
+
+def test_reasoning_goes_to_stderr_never_stdout(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[chunk(reasoning="Thinking"), chunk(reasoning=" more"), "Hello"]]
+    result = run_main()
+    assert result.out == "Hello" + FINAL + "Hello\n"
+    assert result.err == "Thinking more"
+
+
+def test_hide_reasoning_drops_it(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[chunk(reasoning="Thinking"), "Hello"]]
+    result = run_main("--hide-reasoning")
+    assert (result.out, result.err) == ("Hello" + FINAL + "Hello\n", "")
+
+
+def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(monkeypatch) -> None:
+    import messages_stream
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert messages_stream.dim("x", Tty()) == "\x1b[2mx\x1b[0m"
+    assert messages_stream.dim("x", io.StringIO()) == "x"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert messages_stream.dim("x", Tty()) == "x"
+
+
+def test_providers_are_tried_in_order_until_one_answers(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [STALL], ["Hi"]]
+    result = run_main("-p", "A", "-p", "B", "-p", "C", "-p", "D", "--timeout", "0.2")
+    assert [call["provider"] for call in fake.calls] == ["A", "B", "C", "D"]
+    assert (result.status, result.out, result.err) == (0, "Hi" + FINAL + "Hi\n", "")
+
+
+def test_no_fallback_once_content_has_started(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hel", RuntimeError("cut")], ["never shown"]]
+    result = run_main("-p", "A", "-p", "B")
+    assert [call["provider"] for call in fake.calls] == ["A"]
+    assert (result.status, result.out) == (1, "Hel" + FINAL + "Hel\n")
+    assert result.err == "error: RuntimeError: cut\n"
+
+
+def test_when_all_providers_fail_each_is_named(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("down"), [STALL]]
+    result = run_main("-p", "A", "-p", "http://127.0.0.1:1/v1", "--timeout", "0.2")
+    assert result.status == 1
+    assert result.err == (
+        "error: A: RuntimeError: down\nerror: http://127.0.0.1:1/v1: no delta within 0.2s (--timeout)\n"
+    )
+
+
+def test_verbose_report_on_stderr_and_stdout_unchanged(run_main, fake: FakeClient) -> None:
+    usage = SimpleNamespace(prompt_tokens=5, completion_tokens=3, total_tokens=8)
+    last = chunk(finish="stop")
+    last.usage = usage
+    fake.scripts = [["Hello", " there", last]]
+    quiet = run_main()
+    fake.calls.clear()
+    loud = run_main("-v")
+    assert loud.out == quiet.out
+    report = loud.err
+    assert "provider: FakeProvider  model: fake-model" in report
+    assert "first delta: " in report and "total: " in report
+    assert "deltas: 2  chars: 11  chars/s: " in report
+    assert "finish reason: stop" in report
+    assert "usage: 5 prompt + 3 completion = 8 tokens" in report
+
+
+def test_verbose_names_a_url_provider_by_its_url(run_main, fake: FakeClient) -> None:
+    result = run_main("-v", "--base-url", "http://127.0.0.1:1/v1", "--api-key", "sk-hidden")
+    assert "provider: http://127.0.0.1:1/v1  model: fake-model" in result.err
+    assert "sk-hidden" not in result.err + result.out
