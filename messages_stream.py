@@ -212,7 +212,7 @@ async def open_stream(
             failure = watchdog.message
         except Exception as exc:
             failure = one_line(exc, secret)
-        failures.append(f"{label(provider)}: {failure}" if len(providers) > 1 else failure)
+        failures.append(f"{label(provider)}: {failure}")
     raise StreamError(*failures)
 
 

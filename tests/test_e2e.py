@@ -106,7 +106,8 @@ def test_timeout_ends_a_silent_stream_on_time(run_script, server: OpenAIServer, 
     result = run_script("--base-url", server.url(scenario), "--timeout", "1", timeout=30)
     elapsed = time.monotonic() - started
     assert (result.status, result.out) == (1, partial + FINAL + partial + "\n")
-    assert result.err == "error: no delta within 1s (--timeout)\n"
+    prefix = f"error: {server.url(scenario)}: " if not partial else "error: "
+    assert result.err == prefix + "no delta within 1s (--timeout)\n"
     assert elapsed < 10  # generous: start-up plus one second; a hang is 30 s
 
 
@@ -193,7 +194,7 @@ def test_empty_stdin_is_bad_usage(run_script, server: OpenAIServer) -> None:
 def test_unknown_provider_name(run_script) -> None:
     result = run_script("-p", "NoSuchProvider")
     assert (result.status, result.out) == (1, FINAL + "\n")
-    assert result.err == "error: ProviderNotFoundError: Provider not found: NoSuchProvider\n"
+    assert result.err == "error: NoSuchProvider: ProviderNotFoundError: Provider not found: NoSuchProvider\n"
 
 
 @pytest.mark.parametrize("how", ["flag", "environment"])

@@ -61,12 +61,12 @@ def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
     result = run_main()
     assert result.status == 1
     assert result.out == FINAL + "\n"
-    assert result.err == "error: OSError: no route to the provider list\n"
+    assert result.err == "error: g4f's automatic choice: OSError: no route to the provider list\n"
     assert "Traceback" not in result.err
 
 
 def test_multi_line_error_is_reported_on_one_line(run_main, fake: FakeClient) -> None:
-    fake.scripts = [[RuntimeError("first\nsecond\n  third")]]
+    fake.scripts = [["Hi", RuntimeError("first\nsecond\n  third")]]
     result = run_main()
     assert result.err == "error: RuntimeError: first second third\n"
 
@@ -110,7 +110,7 @@ def test_api_key_never_appears_in_an_error(run_main, fake: FakeClient, monkeypat
     result = run_main(*key_args)
     assert result.status == 1
     assert "sk-secret-1234" not in result.out + result.err
-    assert result.err == "error: RuntimeError: 401: bad key ***\n"
+    assert result.err == "error: g4f's automatic choice: RuntimeError: 401: bad key ***\n"
 
 
 def test_base_url_without_provider_means_a_custom_provider(run_main, fake: FakeClient) -> None:
@@ -136,7 +136,7 @@ def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
     fake.scripts = [[STALL]]
     result = run_main("--timeout", "0.2")
     assert (result.status, result.out) == (1, FINAL + "\n")
-    assert result.err == "error: no delta within 0.2s (--timeout)\n"
+    assert result.err == "error: g4f's automatic choice: no delta within 0.2s (--timeout)\n"
 
 
 def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
@@ -149,7 +149,10 @@ def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> Non
 def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> None:
     fake.scripts = [[NO_CHOICES]]
     result = run_main()
-    assert (result.status, result.err) == (1, "error: the stream ended without any text\n")
+    assert (result.status, result.err) == (
+        1,
+        "error: g4f's automatic choice: the stream ended without any text\n",
+    )
 
 
 # ---- bad usage: one line on stderr, exit status 2 ---------------------------------
