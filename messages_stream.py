@@ -121,9 +121,9 @@ class Watchdog:
     TICK = 0.05
 
     def __init__(self, timeout: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self.timeout = timeout
+        task = asyncio.current_task()
+        assert task is not None, "runs inside a task"
+        self.loop, self.task, self.timeout = asyncio.get_running_loop(), task, timeout
         self.message = f"no delta within {timeout:g}s (--timeout)"
         self.cancels = 0  # our cancellations that the task has not caught yet
         self.reset()
@@ -134,7 +134,6 @@ class Watchdog:
         self.deadline = self.loop.time() + self.timeout
 
     def _tick(self) -> None:
-        assert self.task is not None
         if self.task.done():
             return
         if self.task.cancelling() or self.loop.time() >= self.deadline:
@@ -145,7 +144,6 @@ class Watchdog:
     def caught(self) -> bool:
         """Call on CancelledError: True when it was only this watchdog's timeout,
         which is then undone so the task can go on; False for a real cancel."""
-        assert self.task is not None
         for _ in range(self.cancels):
             self.task.uncancel()
         timed_out, self.cancels = self.cancels > 0, 0

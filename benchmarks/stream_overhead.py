@@ -36,6 +36,7 @@ from collections.abc import Callable
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +159,44 @@ def run_one(run: Callable[[str], Any], url: str) -> float:
     return time.process_time() - started
 
 
+def loop_alone(chunks: int, repeats: int) -> tuple[float, float]:
+    """CPU µs per chunk of the documentation's loop and of this script's core over
+    prebuilt g4f chunks: no network and no g4f parsing, so only the loops differ."""
+    from g4f.client.stubs import ChatCompletionChunk
+
+    import messages_stream
+
+    prebuilt = [ChatCompletionChunk.model_construct("x", None, "id", 0) for _ in range(chunks)]
+
+    async def stream() -> Any:
+        for chunk in prebuilt:
+            yield chunk
+
+    client = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=lambda **_: stream())))
+    out = open(os.devnull, "w")  # noqa: SIM115 - closed by the interpreter at exit
+
+    async def doc() -> None:
+        accumulated_text = ""
+        async for chunk in stream():
+            if chunk.choices and chunk.choices[0].delta.content:
+                content = chunk.choices[0].delta.content
+                accumulated_text += content
+                print(content, end="", flush=True, file=out)
+        print("\n\nFinal accumulated text:", accumulated_text, file=out)
+
+    args = messages_stream.parse_args(["--base-url", "http://127.0.0.1:9/v1"])
+    times: dict[str, list[float]] = {"doc": [], "script": []}
+    for _ in range(repeats):
+        for name, run in (
+            ("doc", doc),
+            ("script", lambda: messages_stream.stream_chat(client, args, out, out)),
+        ):
+            started = time.process_time()
+            asyncio.run(run())
+            times[name].append((time.process_time() - started) / chunks * 1e6)
+    return statistics.median(times["doc"]), statistics.median(times["script"])
+
+
 # ---- in the parent ------------------------------------------------------------------
 
 
@@ -240,6 +279,9 @@ def main() -> None:
     print(f"messages_stream benchmark, {date.today()}, {os.cpu_count()} cores, {platform.machine()},")
     print(f"Python {platform.python_version()}, g4f {version('g4f')}")
     print(f"{args.chunks:,} one-character chunks, {args.repeats} interleaved repeats, medians\n")
+    doc, script = loop_alone(max(args.chunks, 10_000) * 2, args.repeats)
+    print(f"the loops alone, over prebuilt chunks (no network, no g4f): documentation's loop {doc:.2f},")
+    print(f"this script {script:.2f} CPU µs/chunk: +{script - doc:.2f} µs a chunk, whatever the provider\n")
     server = OpenAIServer().start()
     for backend in backends:
         env = backend_env(backend)
