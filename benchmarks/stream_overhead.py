@@ -246,6 +246,20 @@ def start_up_ms(commands: list[list[str]], env: dict[str, str], repeats: int) ->
     return [statistics.median(samples) for samples in times]
 
 
+def imports_beyond_g4f_ms(env: dict[str, str]) -> float:
+    """Import time of the modules the script loads beyond g4f.client, from -X importtime:
+    the part of start-up that is the script's own, without the noise of g4f's import."""
+
+    def self_times(args: list[str]) -> dict[str, int]:
+        log = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, env=env).stderr
+        rows = [line.split("|") for line in log.decode().splitlines() if line.startswith("import time:")]
+        return {row[2].strip(): int(row[0].split(":")[1]) for row in rows[1:]}
+
+    g4f = self_times(["-c", "import g4f.client"])
+    script = self_times([str(SCRIPT), "--help"])
+    return sum(us for name, us in script.items() if name not in g4f) / 1000
+
+
 # Peak RSS of a forked child counts the parent's image before exec, and this
 # process holds g4f: a small launcher process runs the command instead.
 LAUNCHER = "import os, sys; pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:]); "
@@ -307,6 +321,8 @@ def main() -> None:
             env,
             max(3, 4 * args.repeats),
         )
+        own = imports_beyond_g4f_ms(env)
+        print(f"  start-up, the script's own imports beyond g4f.client: {own:.1f} ms")
         print(
             f"  start-up (CPU): import g4f.client {g4f_import:.0f} ms, --help {help_run:.0f} ms "
             f"({help_run - g4f_import:+.0f}), one-chunk run {one_chunk:.0f} ms "
