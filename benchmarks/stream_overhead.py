@@ -112,9 +112,9 @@ def this_script(url: str) -> None:
 async def openai_sdk(url: str) -> None:
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=url, api_key="unused")
-    stream = await client.chat.completions.create(model="gpt-4", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
-    async for chunk in stream:  # type: ignore[union-attr]
+    client: Any = AsyncOpenAI(base_url=url, api_key="unused")  # Any: openai is optional here
+    stream = await client.chat.completions.create(model="gpt-4", messages=MESSAGES, stream=True)
+    async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             pass
 
