@@ -187,22 +187,23 @@ async def replay(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 async def open_stream(
     client: Any, providers: list[Any], watchdog: Watchdog, secret: str | None, **request: Any
-) -> tuple[Any, AsyncIterator[Any]]:
+) -> tuple[Any, AsyncIterator[Any], list[str]]:
     """Start the stream on the first provider that sends a delta within the timeout.
 
-    Returns that provider and its stream from the first delta on. Not g4f's
+    Returns that provider, its stream from the first delta on, and how the
+    providers before it failed. Not g4f's
     IterListProvider: it cannot bound the wait for a provider's first delta, so
     one silent provider would hold the whole list hostage, and its circuit
     breaker reorders the list.
     """
-    failures = []
+    failures: list[str] = []
     for provider in providers:
         watchdog.reset()
         try:
             stream = client.chat.completions.create(provider=provider, stream=True, **request)
             async for chunk in stream:
                 if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.reasoning):
-                    return provider, replay(chunk, stream)
+                    return provider, replay(chunk, stream), failures
             failure = "the stream ended without any text"
         except asyncio.CancelledError:
             if not watchdog.caught():
@@ -235,7 +236,7 @@ async def stream_chat(client: Any, args: argparse.Namespace, out: TextIO, err: T
     parts: list[str] = []  # joined once at the end: linear, however long the answer
     started = time.perf_counter()
     try:
-        provider, stream = await open_stream(
+        provider, stream, skipped = await open_stream(
             client, providers, watchdog, args.api_key, model=args.model, messages=messages
         )
         first_delta = time.perf_counter()
@@ -253,19 +254,21 @@ async def stream_chat(client: Any, args: argparse.Namespace, out: TextIO, err: T
                 raise
             raise StreamError(watchdog.message) from None
         if args.verbose:
-            report(provider, chunk, started, first_delta, parts, err)
+            report(provider, skipped, chunk, started, first_delta, parts, err)
     finally:
         watchdog.close()
         print("\n\nFinal accumulated text:", "".join(parts), file=out, flush=True)
     return "".join(parts)
 
 
-def report(provider: Any, last: Any, started: float, first: float, parts: list[str], err: TextIO) -> None:
-    """The -v report: who answered, how fast, how much."""
+def report(
+    provider: Any, skipped: list[str], last: Any, started: float, first: float, parts: list[str], err: TextIO
+) -> None:
+    """The -v report: who answered (and who failed first), how fast, how much."""
     total = time.perf_counter() - started
     chars = sum(map(len, parts))
     usage = getattr(last, "usage", None)
-    lines = [
+    lines = [f"skipped: {failure}" for failure in skipped] + [
         f"provider: {label(provider) if provider else last.provider}  model: {last.model}",
         f"first delta: {first - started:.3f}s  total: {total:.3f}s",
         f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / total:.0f}",

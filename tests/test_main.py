@@ -297,3 +297,14 @@ def test_verbose_names_a_url_provider_by_its_url(run_main, fake: FakeClient) -> 
     result = run_main("-v", "--base-url", "http://127.0.0.1:1/v1", "--api-key", "sk-hidden")
     assert "provider: http://127.0.0.1:1/v1  model: fake-model" in result.err
     assert "sk-hidden" not in result.err + result.out
+
+
+def test_verbose_names_the_providers_skipped_before_the_answer(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("HTTP 500"), ["Hi"]]
+    quiet = run_main("-p", "A", "-p", "B")
+    assert quiet.err == ""
+    fake.calls.clear()
+    loud = run_main("-v", "-p", "A", "-p", "B")
+    assert "skipped: A: RuntimeError: HTTP 500\n" in loud.err
+    assert "provider: B  model: fake-model" in loud.err
+    assert loud.out == quiet.out
