@@ -257,8 +257,9 @@ async def stream_chat(client: Any, args: argparse.Namespace, out: TextIO, err: T
             report(provider, skipped, chunk, started, first_delta, parts, err)
     finally:
         watchdog.close()
-        print("\n\nFinal accumulated text:", "".join(parts), file=out, flush=True)
-    return "".join(parts)
+        text = "".join(parts)
+        print("\n\nFinal accumulated text:", text, file=out, flush=True)
+    return text
 
 
 def report(
