@@ -88,19 +88,23 @@ async def bare_g4f(url: str) -> None:
             pass
 
 
-async def doc_loop(url: str) -> None:
-    stream = g4f_stream(url)
+async def documentation_loop(stream: Any, out: Any = None) -> None:
+    """The loop of g4f's documented example, printing to `out` (default stdout)."""
     accumulated_text = ""
     try:
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 content = chunk.choices[0].delta.content
                 accumulated_text += content
-                print(content, end="", flush=True)
+                print(content, end="", flush=True, file=out)
     except Exception as e:
-        print(f"\nError occurred: {e}")
+        print(f"\nError occurred: {e}", file=out)
     finally:
-        print("\n\nFinal accumulated text:", accumulated_text)
+        print("\n\nFinal accumulated text:", accumulated_text, file=out)
+
+
+async def doc_loop(url: str) -> None:
+    await documentation_loop(g4f_stream(url))
 
 
 def this_script(url: str) -> None:
@@ -175,20 +179,11 @@ def loop_alone(chunks: int, repeats: int) -> tuple[float, float]:
     client = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=lambda **_: stream())))
     out = open(os.devnull, "w")  # noqa: SIM115 - closed by the interpreter at exit
 
-    async def doc() -> None:
-        accumulated_text = ""
-        async for chunk in stream():
-            if chunk.choices and chunk.choices[0].delta.content:
-                content = chunk.choices[0].delta.content
-                accumulated_text += content
-                print(content, end="", flush=True, file=out)
-        print("\n\nFinal accumulated text:", accumulated_text, file=out)
-
     args = messages_stream.parse_args(["--base-url", "http://127.0.0.1:9/v1"])
     times: dict[str, list[float]] = {"doc": [], "script": []}
     for _ in range(repeats):
         for name, run in (
-            ("doc", doc),
+            ("doc", lambda: documentation_loop(stream(), out)),
             ("script", lambda: messages_stream.stream_chat(client, args, out, out)),
         ):
             started = time.process_time()

@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -136,7 +136,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def run_script(tmp_path: Path, backend: str) -> Iterator[Callable[..., Result]]:
+def run_script(tmp_path: Path, backend: str) -> Callable[..., Result]:
     """Run `python messages_stream.py ARGS` under this test's HTTP backend."""
 
     def run(*args: str, stdin: bytes = b"", timeout: float = 60, env: dict[str, str] | None = None) -> Result:
@@ -152,7 +152,7 @@ def run_script(tmp_path: Path, backend: str) -> Iterator[Callable[..., Result]]:
             proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
         )
 
-    yield run
+    return run
 
 
 @pytest.fixture

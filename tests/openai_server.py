@@ -102,14 +102,14 @@ async def keep_alive_forever(stream: Stream) -> None:
         await asyncio.sleep(0.5)
 
 
-def hello(n: int) -> list[bytes]:
+def hello() -> list[bytes]:
     return [chunk(piece) for piece in HELLO] + [chunk(finish="stop"), USAGE]
 
 
 async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> None:
     """Play the named behaviour on one chat/completions request."""
     if name == "hello":
-        await stream.events(hello(n))
+        await stream.events(hello())
     elif name == "echo":  # the answer is the request's messages, as JSON
         body = server.requests[-1].body
         await stream.events([chunk(json.dumps(body["messages"], ensure_ascii=False))])
@@ -157,10 +157,10 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         await stream.end()
     elif name == "reasoning":
         thoughts = [chunk(reasoning_content=t) for t in ("Thinking", " hard")]
-        await stream.events(thoughts + hello(0))
+        await stream.events(thoughts + hello())
     elif name == "slow":  # the first delta after n ms, then a normal answer
         await asyncio.sleep(n / 1000)
-        await stream.events(hello(0))
+        await stream.events(hello())
     else:
         await stream.error(404, f"unknown scenario {name!r}")
 
@@ -172,7 +172,6 @@ class OpenAIServer:
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     first_sent: float = 0.0
-    _loop: asyncio.AbstractEventLoop | None = None
 
     def url(self, name: str) -> str:
         """The base URL that plays scenario `name`."""
@@ -213,7 +212,6 @@ class OpenAIServer:
         async def serve() -> None:
             server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
             self.port = server.sockets[0].getsockname()[1]
-            self._loop = asyncio.get_running_loop()
             ready.set()
             async with server:
                 await server.serve_forever()
