@@ -6,11 +6,11 @@
 """Stream a chat completion with g4f, printing each piece of the answer as it arrives.
 
 examples:
-  python messages_stream.py                    # asks gpt-4: Say hello there!
-  python messages_stream.py "Как тебя зовут?"
-  echo "Write a haiku" | python messages_stream.py -
-  python messages_stream.py --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
-  python messages_stream.py -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
+  %(prog)s                    # asks gpt-4: Say hello there!
+  %(prog)s "Как тебя зовут?"
+  echo "Write a haiku" | %(prog)s -
+  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
+  %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
 
 The answer goes to stdout, then a blank line and "Final accumulated text: ...".
 Reasoning, errors and the -v report go to stderr.
@@ -21,15 +21,152 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
+import re
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-from g4f.client import AsyncClient, create_custom_provider
+# ---- the streaming core: copy from here to "end of the core", with the imports above ----
+
+
+class StreamError(Exception):
+    """The stream failed. One arg per provider tried: "NAME: what went wrong", with the
+    API key masked. The last provider's exception is the __cause__."""
+
+
+class Idle:
+    """An idle deadline, level-triggered like a Trio/AnyIO cancel scope: `with idle:` around
+    one wait on the provider. Past the deadline it cancels the task, and keeps cancelling
+    until the wait lets go, then raises TimeoutError; it keeps cancelling a task cancelled
+    from outside (Ctrl-C) too. Only the waits count: the time between them is the caller's.
+
+    Not asyncio.timeout: under curl_cffi, g4f closes a stream by awaiting the end of the
+    transfer, which swallows one cancel, so a single cancel hangs on a stalled stream.
+    Not anyio.CancelScope (which also works): a plain `pip install g4f` lacks anyio.
+    """
+
+    TICK = 0.05  # how often a stalled wait is checked: no timer per chunk
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout, self.loop = timeout, asyncio.get_running_loop()
+        self.deadline, self.cancels, self.fired = math.inf, 0, False
+        self.handle: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> None:
+        self.task = asyncio.current_task()
+        self.deadline = self.loop.time() + self.timeout
+        if self.handle is None:
+            self.handle = self.loop.call_later(self.TICK, self._tick)
+
+    def _tick(self) -> None:
+        self.handle = None
+        if self.deadline == math.inf or self.task is None:
+            return  # no wait in progress: stop ticking until the next one
+        self.fired = self.fired or self.loop.time() >= self.deadline
+        if self.fired or self.task.cancelling():
+            self.cancels += 1
+            self.task.cancel()
+        self.handle = self.loop.call_later(self.TICK, self._tick)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.deadline = math.inf
+        if not self.cancels or self.task is None:
+            return
+        for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
+            self.task.uncancel()
+        fired, self.cancels, self.fired = self.fired, 0, False
+        if self.task.cancelling():  # a cancel from outside goes on, even if it was swallowed
+            if kind is not asyncio.CancelledError:
+                raise asyncio.CancelledError
+        elif fired:
+            raise TimeoutError(f"no delta within {self.timeout:g}s") from exc
+
+
+def one_line(exc: BaseException, secret: str | None) -> str:
+    """An exception as one line, with the secret masked."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    text = re.sub(r"(Error \d+: )\1+", r"\1", text)  # g4f can say "Error 400: Error 400: ..."
+    return text.replace(secret, "***") if secret else text
+
+
+class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
+    """A drop-in for `client.chat.completions.create(stream=True, **request)`: it yields
+    g4f's own chunks, so the documentation's loop works on it unchanged, and adds:
+
+    - fallback: `providers` (g4f names, OpenAI-compatible base URLs, None for g4f's
+      automatic choice) are tried in order until one sends a delta (text or reasoning)
+      within `timeout`; never after a delta has been yielded;
+    - an idle timeout that counts only the waits on the provider, and stops them under
+      both HTTP backends (see Idle);
+    - every failure raises StreamError, also a stream that ends without any answer text.
+
+    Afterwards `provider` is the one that answered, `first_delta` when (perf_counter),
+    and `failures` says why the providers before it failed.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        providers: Iterable[Any] = (None,),
+        timeout: float = 120.0,
+        api_key: str | None = None,
+        **request: Any,
+    ) -> None:
+        self.client, self.providers, self.timeout, self.api_key = client, providers, timeout, api_key
+        self.request, self.provider, self.failures = request, None, list[str]()
+        self.first_delta = 0.0  # time.perf_counter() when the first delta arrived
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        idle, cause = Idle(self.timeout), None
+        for spec in self.providers:
+            provider, stream, shown, answered = spec, None, False, False
+            if isinstance(spec, str) and "://" in spec:
+                from g4f.client import create_custom_provider
+
+                # models=[model]: without it g4f first asks the server for its model list,
+                # with a blocking, untimed request that neither the timeout nor Ctrl-C stops.
+                model = self.request.get("model", "")
+                provider = create_custom_provider(spec, self.api_key, name="Custom", models=[model])
+            try:
+                with idle:
+                    stream = self.client.chat.completions.create(
+                        provider=provider, stream=True, **self.request
+                    )
+                while True:
+                    with idle:
+                        chunk = await anext(stream)
+                    if not answered and chunk.choices:  # until the answer starts: has it?
+                        delta = chunk.choices[0].delta
+                        if delta.content or delta.reasoning:
+                            if not shown:
+                                self.provider, self.first_delta, shown = spec, time.perf_counter(), True
+                            answered = bool(delta.content)
+                    yield chunk
+            except StopAsyncIteration:
+                if answered:
+                    return
+                failure = "the stream ended without any answer text"
+            except Exception as exc:
+                failure, cause = one_line(exc, self.api_key), exc
+            finally:
+                if stream is not None:  # bounded too: closing can wait on the transfer
+                    with contextlib.suppress(Exception), idle:
+                        await stream.aclose()
+            name = getattr(spec, "__name__", spec or "g4f's automatic choice")
+            self.failures.append(f"{name}: {failure}")
+            if shown:
+                break  # the caller has seen this provider's output: another's would not continue it
+        raise StreamError(*self.failures) from cause
+
+
+# ---- end of the core ----------------------------------------------------------------------
 
 DEFAULT_PROMPT = "Say hello there!"
 
@@ -52,11 +189,6 @@ def http_url(value: str) -> str:
     return value
 
 
-def url_or_name(value: str) -> str:
-    """A provider name, or an OpenAI-compatible base URL."""
-    return http_url(value) if "://" in value else value
-
-
 def seconds(value: str) -> float:
     """A positive, finite number of seconds."""
     try:
@@ -66,6 +198,16 @@ def seconds(value: str) -> float:
     if not (math.isfinite(number) and number > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value!r}")
     return number
+
+
+def read_stdin() -> str:
+    """Standard input as UTF-8. Ctrl-C stops the read at once: under asyncio.run's own
+    SIGINT handler, a blocking read would carry on until end of input."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return sys.stdin.buffer.read().decode("utf-8-sig")
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,7 +226,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "-p",
         "--provider",
         action="append",
-        type=url_or_name,
+        type=lambda v: http_url(v) if "://" in v else v,
         metavar="NAME|URL",
         help="a g4f provider name or OpenAI-compatible base URL; repeat to fall back in that order",
     )
@@ -97,7 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.prompt == "-":
         try:
-            args.prompt = sys.stdin.buffer.read().decode("utf-8-sig")
+            args.prompt = read_stdin()
         except UnicodeDecodeError as exc:
             parser.error(f"standard input is not UTF-8: {exc}")
     if not args.prompt.strip():
@@ -107,218 +249,93 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Watchdog:
-    """Cancels the running task after `timeout` seconds without progress, and
-    keeps cancelling a task that is being cancelled until it lets go.
-
-    Why not asyncio.timeout: with curl_cffi installed, g4f closes a stalled stream
-    by awaiting the end of the transfer (curl_cffi's Response.aclose), which
-    swallows one cancellation. A single cancel, from a timeout or from Ctrl-C in
-    asyncio.run, then hangs until the process is killed. A periodic check also
-    costs nothing per chunk, where asyncio.wait_for would start a task per chunk.
-    """
-
-    TICK = 0.05
-
-    def __init__(self, timeout: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None, "runs inside a task"
-        self.loop, self.task, self.timeout = asyncio.get_running_loop(), task, timeout
-        self.message = f"no delta within {timeout:g}s (--timeout)"
-        self.cancels = 0  # our cancellations that the task has not caught yet
-        self.reset()
-        self.handle = self.loop.call_later(self.TICK, self._tick)
-
-    def reset(self) -> None:
-        """Progress: the next deadline is `timeout` seconds from now."""
-        self.deadline = self.loop.time() + self.timeout
-
-    def _tick(self) -> None:
-        if self.task.done():
-            return
-        if self.task.cancelling() or self.loop.time() >= self.deadline:
-            self.cancels += 1
-            self.task.cancel()
-        self.handle = self.loop.call_later(self.TICK, self._tick)
-
-    def caught(self) -> bool:
-        """Call on CancelledError: True when it was only this watchdog's timeout,
-        which is then undone so the task can go on; False for a real cancel."""
-        for _ in range(self.cancels):
-            self.task.uncancel()
-        timed_out, self.cancels = self.cancels > 0, 0
-        self.reset()
-        return timed_out and not self.task.cancelling()
-
-    def close(self) -> None:
-        self.handle.cancel()
-
-
-class StreamError(Exception):
-    """A failure already put in words: one line (an arg) per provider tried."""
-
-
-def provider_for(spec: str | None, api_key: str | None, model: str) -> Any:
-    """A g4f provider for a name or for an OpenAI-compatible base URL."""
-    if spec and "://" in spec:
-        # models=[model]: without it, g4f first asks the server for its model list
-        # with a blocking, untimed request that neither --timeout nor Ctrl-C stops.
-        return create_custom_provider(spec, api_key, name="Custom", models=[model])
-    return spec  # g4f resolves a name itself, or picks one for None
-
-
-def label(provider: Any) -> str:
-    """How to name a provider to the user: a URL provider by its URL."""
-    return str(getattr(provider, "url", provider or "g4f's automatic choice"))
-
-
-def one_line(exc: BaseException, secret: str | None = None) -> str:
-    """An exception as one line, with the API key masked."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text.replace(secret, "***") if secret else text
-
-
-async def replay(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The stream again from its first delta."""
-    yield first
-    async for chunk in rest:
-        yield chunk
-
-
-async def open_stream(
-    client: Any, providers: list[Any], watchdog: Watchdog, secret: str | None, **request: Any
-) -> tuple[Any, AsyncIterator[Any], list[str]]:
-    """Start the stream on the first provider that sends a delta within the timeout.
-
-    Returns that provider, its stream from the first delta on, and how the
-    providers before it failed. Not g4f's
-    IterListProvider: it cannot bound the wait for a provider's first delta, so
-    one silent provider would hold the whole list hostage, and its circuit
-    breaker reorders the list.
-    """
-    failures: list[str] = []
-    for provider in providers:
-        watchdog.reset()
-        try:
-            stream = client.chat.completions.create(provider=provider, stream=True, **request)
-            async for chunk in stream:
-                if chunk.choices and (chunk.choices[0].delta.content or chunk.choices[0].delta.reasoning):
-                    return provider, replay(chunk, stream), failures
-            failure = "the stream ended without any text"
-        except asyncio.CancelledError:
-            if not watchdog.caught():
-                raise
-            failure = watchdog.message
-        except Exception as exc:
-            failure = one_line(exc, secret)
-        failures.append(f"{label(provider)}: {failure}")
-    raise StreamError(*failures)
-
-
-def dim(text: str, stream: TextIO) -> str:
+def dim(text: str) -> str:
     """Reasoning is dimmed on a terminal, unless NO_COLOR is set."""
-    if stream.isatty() and not os.environ.get("NO_COLOR") and os.name != "nt":
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.name != "nt":
         return f"\x1b[2m{text}\x1b[0m"
     return text
 
 
-async def stream_chat(client: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> str:
-    """Print the answer's deltas to `out` as they arrive and return the whole answer.
-
-    Whatever happens, the text received so far is printed in the final line.
-    Raises StreamError when no provider answers or the stream goes silent.
-    """
-    messages = [{"role": "user", "content": args.prompt}]
-    if args.system:
-        messages.insert(0, {"role": "system", "content": args.system})
-    providers = [provider_for(p, args.api_key, args.model) for p in args.provider or [args.base_url]]
-    watchdog = Watchdog(args.timeout)
-    parts: list[str] = []  # joined once at the end: linear, however long the answer
-    started = time.perf_counter()
-    try:
-        provider, stream, skipped = await open_stream(
-            client, providers, watchdog, args.api_key, model=args.model, messages=messages
-        )
-        first_delta = time.perf_counter()
-        try:
-            async for chunk in stream:
-                watchdog.reset()
-                if chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
-                    print(dim(chunk.choices[0].delta.reasoning, err), end="", flush=True, file=err)
-                if chunk.choices and chunk.choices[0].delta.content:
-                    content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
-                    parts.append(content)
-                    print(content, end="", flush=True, file=out)
-        except asyncio.CancelledError:
-            if not watchdog.caught():
-                raise
-            raise StreamError(watchdog.message) from None
-        if args.verbose:
-            report(provider, skipped, chunk, started, first_delta, parts, err)
-    finally:
-        watchdog.close()
-        text = "".join(parts)
-        print("\n\nFinal accumulated text:", text, file=out, flush=True)
-    return text
-
-
 def report(
-    provider: Any, skipped: list[str], last: Any, started: float, first: float, parts: list[str], err: TextIO
+    stream: resilient_stream, last: Any, messages: list[Any], parts: list[str], started: float
 ) -> None:
-    """The -v report: who answered (and who failed first), how fast, how much."""
-    total = time.perf_counter() - started
-    chars = sum(map(len, parts))
-    usage = getattr(last, "usage", None)
-    lines = [f"skipped: {failure}" for failure in skipped] + [
-        f"provider: {label(provider) if provider else last.provider}  model: {last.model}",
-        f"first delta: {first - started:.3f}s  total: {total:.3f}s",
+    """The -v report on stderr: who answered (and who failed first), how fast, how much."""
+    total, chars = time.perf_counter() - started, sum(map(len, parts))
+    lines = [f"skipped: {failure}" for failure in stream.failures]
+    lines += [
+        f"provider: {stream.provider or last.provider}  model: {last.model}",
+        f"first delta: {stream.first_delta - started:.3f}s  total: {total:.3f}s",
         f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / total:.0f}",
-        f"finish reason: {last.choices[0].finish_reason if last.choices else None}",
     ]
-    if usage and usage.prompt_tokens:  # otherwise g4f made the numbers up from the delta count
-        lines.append(
-            f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
-            f" = {usage.total_tokens} tokens"
-        )
-    print("\n" + "\n".join(lines), file=err)
+    finish = last.choices[0].finish_reason if last.choices else None
+    if finish not in (None, "stop"):  # g4f says "stop" also when the provider said nothing
+        lines.append(f"finish reason: {finish}")
+    usage = getattr(last, "usage", None)
+    with contextlib.suppress(ImportError):  # g4f counts bytes / 4 when the provider sent no usage
+        from g4f.tools.run_tools import caculate_prompt_tokens
+
+        made_up = caculate_prompt_tokens(messages), sum(round(len(p.encode()) / 4) for p in parts)
+        usage = None if usage and (usage.prompt_tokens, usage.completion_tokens) == made_up else usage
+    if usage:
+        p, c, t = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
+        lines.append(f"usage: {p} prompt + {c} completion = {t} tokens")
+    print("\n" + "\n".join(lines), file=sys.stderr)
 
 
-async def run(args: argparse.Namespace) -> int:
-    """Create the client and stream; returns the exit status."""
-    try:
-        client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
-        await stream_chat(client, args, sys.stdout, sys.stderr)
-    except StreamError as exc:
-        for line in exc.args:
-            print(f"error: {line}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        raise
-    except Exception as exc:
-        print(f"error: {one_line(exc, args.api_key)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line and return its exit status: 0 done, 1 failed,
-    2 bad usage, 130 interrupted."""
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show every character
+async def main(argv: list[str] | None = None) -> int:
+    """The documentation's example, with a command line around it; returns the exit status:
+    0 done, 1 failed, 2 bad usage. (run() adds 130 for Ctrl-C.)"""
     try:
         args = parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    from g4f.client import AsyncClient  # here, so that --help and bad usage need no g4f
+
+    client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
+    messages = [{"role": "user", "content": args.prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    stream = resilient_stream(
+        client,
+        providers=args.provider or [args.base_url],
+        timeout=args.timeout,
+        api_key=args.api_key,
+        model=args.model,
+        messages=messages,
+    )
+    parts: list[str] = []  # joined once at the end: linear, however long the answer
+    started, chunk = time.perf_counter(), None
     try:
-        return asyncio.run(run(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
+                print(dim(chunk.choices[0].delta.reasoning), end="", flush=True, file=sys.stderr)
+            if chunk.choices and chunk.choices[0].delta.content:
+                content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
+                parts.append(content)
+                print(content, end="", flush=True)
+    except StreamError as exc:
+        print("".join(f"error: {line}\n" for line in exc.args), end="", file=sys.stderr)
+        return 1
+    finally:
+        print("\n\nFinal accumulated text:", "".join(parts), flush=True)
+    if args.verbose:
+        report(stream, chunk, messages, parts, started)
+    return 0
+
+
+def run() -> int:
+    """The command line's entry point: main() plus Ctrl-C (130) and a closed stdout."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show every character
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly. From the signal module's docs.
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the signal docs say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

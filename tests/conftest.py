@@ -4,16 +4,21 @@ OpenAI-compatible server plus a way to run the script under each HTTP backend.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import g4f.client
 import pytest
+from g4f.client.stubs import ChatCompletionChunk, UsageModel
+from g4f.providers.response import Reasoning, Sources
+from g4f.tools.run_tools import caculate_prompt_tokens
 
 import messages_stream
 from tests.openai_server import OpenAIServer
@@ -27,22 +32,58 @@ BACKENDS = ["aiohttp", "curl_cffi"]
 # ---- unit tests: a fake client in place of g4f's AsyncClient -------------------
 
 
-def chunk(content: Any = None, reasoning: str | None = None, finish: str | None = None) -> Any:
-    """A chunk shaped like g4f's ChatCompletionChunk."""
-    delta = SimpleNamespace(content=content, reasoning=reasoning)
-    choice = SimpleNamespace(delta=delta, finish_reason=finish)
-    return SimpleNamespace(choices=[choice], provider="FakeProvider", model="fake-model", usage=None)
+def chunk(content: Any = None, finish: str | None = None, usage: Any = None) -> Any:
+    """A chunk built with g4f's own classes; content may be a str, a Reasoning or Sources."""
+    made = ChatCompletionChunk.model_construct(content, finish, "fake", 0, usage=usage)
+    made.provider, made.model = "FakeProvider", "fake-model"
+    return made
+
+
+def usage(prompt: int, completion: int) -> Any:
+    return UsageModel.model_construct(prompt, completion, prompt + completion)
 
 
 NO_CHOICES = SimpleNamespace(choices=[], provider="FakeProvider", model="fake-model", usage=None)
-STALL = object()  # in a script: the fake provider goes silent
+
+
+async def stall() -> None:
+    """The provider goes silent."""
+    await asyncio.sleep(3600)
+
+
+async def swallow() -> None:
+    """Silent, and its cleanup swallows the cancel: the stream then just ends."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(3600)
+
+
+async def convert() -> None:
+    """Silent, and its cleanup turns the cancel into another exception."""
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        raise ConnectionResetError("closed while cancelled") from None
+
+
+async def swallow_one() -> None:
+    """Like curl_cffi's close: swallows one cancel, then waits on."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(3600)
+    await asyncio.sleep(3600)
+
+
+def pause(seconds: float) -> Callable[[], Awaitable[None]]:
+    """The provider takes `seconds` before its next chunk."""
+    return lambda: asyncio.sleep(seconds)
 
 
 class FakeClient:
-    """Stands in for g4f.client.AsyncClient. Each create() plays the next script:
-    strings become content chunks, objects are yielded as they are, exceptions
-    are raised, STALL never returns. An exception as a whole script is raised
-    by create() itself."""
+    """Stands in for g4f.client.AsyncClient. Each create() plays the next script, as
+    g4f would: strings become content chunks, Reasoning and Sources are wrapped in
+    chunks, other objects are yielded as they are, exceptions are raised, async
+    callables (stall, pause(s), ...) are awaited; then a last chunk with finish
+    reason "stop" and g4f's made-up usage, unless the script gave a usage. An
+    exception as a whole script is raised by create() itself."""
 
     def __init__(self) -> None:
         self.scripts: list[Any] = [["Hello", " there", "!"]]
@@ -59,22 +100,32 @@ class FakeClient:
         script = self.scripts[min(len(self.calls), len(self.scripts)) - 1]
         if isinstance(script, Exception):
             raise script
-        return self.play(script)
+        return self.play(script, kwargs.get("messages", []))
 
-    async def play(self, script: list[Any]) -> AsyncIterator[Any]:
+    async def play(self, script: list[Any], messages: list[Any]) -> AsyncIterator[Any]:
+        texts, reported = [], None
         for item in script:
-            if item is STALL:
-                await asyncio.sleep(3600)
-            elif isinstance(item, Exception):
+            await asyncio.sleep(0)  # like a network read: the event loop gets a turn
+            if isinstance(item, Exception):
                 raise item
-            yield chunk(item) if isinstance(item, str) else item
+            if callable(item):
+                await item()
+            elif isinstance(item, UsageModel):
+                reported = item
+            elif isinstance(item, (str, Reasoning, Sources)):
+                texts += [str(item)] if isinstance(item, str) else []
+                yield chunk(item)
+            else:
+                yield item
+        made_up = usage(caculate_prompt_tokens(messages), sum(round(len(t.encode()) / 4) for t in texts))
+        yield chunk(None, "stop", reported or made_up)
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     """main() builds this fake instead of g4f's client."""
     client = FakeClient()
-    monkeypatch.setattr(messages_stream, "AsyncClient", client)
+    monkeypatch.setattr(g4f.client, "AsyncClient", client)
     monkeypatch.delenv("G4F_API_KEY", raising=False)
     return client
 
@@ -88,10 +139,10 @@ class Result:
 
 @pytest.fixture
 def run_main(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Call main(argv) with the fake client; returns exit status, stdout, stderr."""
+    """Run main(argv) with the fake client; returns exit status, stdout, stderr."""
 
     def run(*argv: str) -> Result:
-        status = messages_stream.main(list(argv))
+        status = asyncio.run(messages_stream.main(list(argv)))
         captured = capsys.readouterr()
         return Result(status, captured.out, captured.err)
 

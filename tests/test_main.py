@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import io
 import sys
-from types import SimpleNamespace
 
 import pytest
+from g4f.providers.response import Reasoning, Sources
 
-from tests.conftest import NO_CHOICES, STALL, FakeClient, chunk
+from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
 
 FINAL = "\n\nFinal accumulated text: "
-
-
-class Sources:
-    """Like g4f's Sources: not a str, but prints as text."""
-
-    def __str__(self) -> str:
-        return "[1] example.org"
 
 
 def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient) -> None:
@@ -43,9 +36,12 @@ def test_none_and_empty_content_are_skipped(run_main, fake: FakeClient) -> None:
 
 
 def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) -> None:
-    fake.scripts = [["See ", chunk(Sources())]]
+    sources = Sources([{"url": "https://example.org", "title": "Example"}])
+    fake.scripts = [["See", sources]]
     result = run_main()
-    assert (result.status, result.out) == (0, "See [1] example.org" + FINAL + "See [1] example.org\n")
+    text = "See" + str(sources)
+    assert "[Example](https://example.org)" in text
+    assert (result.status, result.out) == (0, text + FINAL + text + "\n")
 
 
 def test_error_mid_stream_keeps_the_partial_text(run_main, fake: FakeClient) -> None:
@@ -53,7 +49,7 @@ def test_error_mid_stream_keeps_the_partial_text(run_main, fake: FakeClient) -> 
     result = run_main()
     assert result.status == 1
     assert result.out == "Hello there" + FINAL + "Hello there\n"
-    assert result.err == "error: ConnectionResetError: peer went away\n"
+    assert result.err == "error: g4f's automatic choice: ConnectionResetError: peer went away\n"
 
 
 def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
@@ -68,7 +64,7 @@ def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
 def test_multi_line_error_is_reported_on_one_line(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hi", RuntimeError("first\nsecond\n  third")]]
     result = run_main()
-    assert result.err == "error: RuntimeError: first second third\n"
+    assert result.err == "error: g4f's automatic choice: RuntimeError: first second third\n"
 
 
 def test_prompt_argument_any_unicode(run_main, fake: FakeClient) -> None:
@@ -133,17 +129,17 @@ def test_default_provider_is_g4f_automatic_choice(run_main, fake: FakeClient) ->
 
 
 def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
-    fake.scripts = [[STALL]]
+    fake.scripts = [[stall]]
     result = run_main("--timeout", "0.2")
     assert (result.status, result.out) == (1, FINAL + "\n")
-    assert result.err == "error: g4f's automatic choice: no delta within 0.2s (--timeout)\n"
+    assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n"
 
 
 def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
-    fake.scripts = [["Hello", STALL]]
+    fake.scripts = [["Hello", stall]]
     result = run_main("--timeout", "0.2")
     assert (result.status, result.out) == (1, "Hello" + FINAL + "Hello\n")
-    assert result.err == "error: no delta within 0.2s (--timeout)\n"
+    assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n"
 
 
 def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> None:
@@ -151,7 +147,7 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
     result = run_main()
     assert (result.status, result.err) == (
         1,
-        "error: g4f's automatic choice: the stream ended without any text\n",
+        "error: g4f's automatic choice: the stream ended without any answer text\n",
     )
 
 
@@ -226,14 +222,14 @@ def test_help_shows_every_option_and_examples(run_main) -> None:
 
 
 def test_reasoning_goes_to_stderr_never_stdout(run_main, fake: FakeClient) -> None:
-    fake.scripts = [[chunk(reasoning="Thinking"), chunk(reasoning=" more"), "Hello"]]
+    fake.scripts = [[Reasoning("Thinking"), Reasoning(" more"), "Hello"]]
     result = run_main()
     assert result.out == "Hello" + FINAL + "Hello\n"
     assert result.err == "Thinking more"
 
 
 def test_hide_reasoning_drops_it(run_main, fake: FakeClient) -> None:
-    fake.scripts = [[chunk(reasoning="Thinking"), "Hello"]]
+    fake.scripts = [[Reasoning("Thinking"), "Hello"]]
     result = run_main("--hide-reasoning")
     assert (result.out, result.err) == ("Hello" + FINAL + "Hello\n", "")
 
@@ -246,14 +242,17 @@ def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(monkeypatch) ->
             return True
 
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert messages_stream.dim("x", Tty()) == "\x1b[2mx\x1b[0m"
-    assert messages_stream.dim("x", io.StringIO()) == "x"
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert messages_stream.dim("x") == "\x1b[2mx\x1b[0m"
     monkeypatch.setenv("NO_COLOR", "1")
-    assert messages_stream.dim("x", Tty()) == "x"
+    assert messages_stream.dim("x") == "x"
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv("NO_COLOR")
+    assert messages_stream.dim("x") == "x"
 
 
 def test_providers_are_tried_in_order_until_one_answers(run_main, fake: FakeClient) -> None:
-    fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [STALL], ["Hi"]]
+    fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [stall], ["Hi"]]
     result = run_main("-p", "A", "-p", "B", "-p", "C", "-p", "D", "--timeout", "0.2")
     assert [call["provider"] for call in fake.calls] == ["A", "B", "C", "D"]
     assert (result.status, result.out, result.err) == (0, "Hi" + FINAL + "Hi\n", "")
@@ -264,23 +263,20 @@ def test_no_fallback_once_content_has_started(run_main, fake: FakeClient) -> Non
     result = run_main("-p", "A", "-p", "B")
     assert [call["provider"] for call in fake.calls] == ["A"]
     assert (result.status, result.out) == (1, "Hel" + FINAL + "Hel\n")
-    assert result.err == "error: RuntimeError: cut\n"
+    assert result.err == "error: A: RuntimeError: cut\n"
 
 
 def test_when_all_providers_fail_each_is_named(run_main, fake: FakeClient) -> None:
-    fake.scripts = [RuntimeError("down"), [STALL]]
+    fake.scripts = [RuntimeError("down"), [stall]]
     result = run_main("-p", "A", "-p", "http://127.0.0.1:1/v1", "--timeout", "0.2")
     assert result.status == 1
     assert result.err == (
-        "error: A: RuntimeError: down\nerror: http://127.0.0.1:1/v1: no delta within 0.2s (--timeout)\n"
+        "error: A: RuntimeError: down\nerror: http://127.0.0.1:1/v1: TimeoutError: no delta within 0.2s\n"
     )
 
 
 def test_verbose_report_on_stderr_and_stdout_unchanged(run_main, fake: FakeClient) -> None:
-    usage = SimpleNamespace(prompt_tokens=5, completion_tokens=3, total_tokens=8)
-    last = chunk(finish="stop")
-    last.usage = usage
-    fake.scripts = [["Hello", " there", last]]
+    fake.scripts = [["Hello", " there", usage(5, 3)]]
     quiet = run_main()
     fake.calls.clear()
     loud = run_main("-v")
@@ -289,7 +285,6 @@ def test_verbose_report_on_stderr_and_stdout_unchanged(run_main, fake: FakeClien
     assert "provider: FakeProvider  model: fake-model" in report
     assert "first delta: " in report and "total: " in report
     assert "deltas: 2  chars: 11  chars/s: " in report
-    assert "finish reason: stop" in report
     assert "usage: 5 prompt + 3 completion = 8 tokens" in report
 
 
