@@ -114,7 +114,9 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         body = server.requests[-1].body
         await stream.events([chunk(json.dumps(body["messages"], ensure_ascii=False))])
     elif name == "status":  # status-500, status-401, status-429
-        await stream.error(n, f"test server says no ({n})")
+        key = server.requests[-1].headers.get("authorization", "")
+        # A 401 quotes the key it refused, as real providers do: the client must mask it.
+        await stream.error(n, f"test server says no ({n})" + (f": bad key {key!r}" if n == 401 else ""))
     elif name == "error-event":  # content, then an error event in the stream
         await stream.events([chunk(p) for p in HELLO[:2]], end=False)
         await stream.send(b'data: {"error": {"message": "upstream exploded"}}\n\n')
@@ -155,6 +157,20 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         await stream.send(chunk(" second"))
         await stream.send(DONE)
         await stream.end()
+    elif name == "drip":  # n deltas of 1 KiB, 10 ms apart, ending with "END"
+        await stream.start()
+        for _ in range(n):
+            await stream.send(chunk("d" * 1024))
+            await asyncio.sleep(0.01)
+        await stream.send(chunk("END"))
+        await stream.send(DONE)
+        await stream.end()
+    elif name == "no-usage":  # an answer with neither a finish reason nor usage
+        await stream.events([chunk(piece) for piece in HELLO])
+    elif name == "length":  # an answer cut by the provider's token limit
+        await stream.events([chunk(piece) for piece in HELLO] + [chunk(finish="length")])
+    elif name == "reasoning-only":  # thinks, then ends without an answer
+        await stream.events([chunk(reasoning_content="Thinking"), chunk(finish="stop")])
     elif name == "reasoning":
         thoughts = [chunk(reasoning_content=t) for t in ("Thinking", " hard")]
         await stream.events(thoughts + hello())
