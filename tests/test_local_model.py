@@ -124,4 +124,3 @@ def test_verbose_names_the_local_server(run_script: Callable[..., Result], llama
     deltas = int(err.split("deltas: ")[1].split()[0])
     assert deltas > 1, "one delta is not a stream"
     assert f"  chars: {len(streamed)}  " in err
-    assert "finish reason: " in err
