@@ -66,8 +66,8 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def llama_server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """`python -m llama_cpp.server` on a free loopback port, stopped at the end.
 
-    --chat_format gemma: the GGUF carries no chat template, and the server's
-    fallback (llama-2) gets an empty answer. The model is the pretrained one, not
+    --chat_format gemma: the GGUF carries no chat template, and with the server's
+    fallback (llama-2) the model answers "Say hello" with nothing at all. The model is the pretrained one, not
     the instruction-tuned one: it continues the text until the context is full,
     so a small --n_ctx is what keeps each answer short (about 240 tokens)."""
     port = free_port()
