@@ -76,12 +76,12 @@ class Idle:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         self.deadline = math.inf
-        if not self.cancels or self.task is None:
-            return
+        if (kind is None and not self.cancels) or self.task is None:
+            return  # the usual way out: a chunk, on time
         for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
             self.task.uncancel()
         fired, self.cancels, self.fired = self.fired, 0, False
-        if self.task.cancelling():  # a cancel from outside goes on, even if it was swallowed
+        if self.task.cancelling():  # cancelled from outside: that goes on, even if swallowed or converted
             if kind is not asyncio.CancelledError:
                 raise asyncio.CancelledError
         elif fired:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from typing import Any
 import g4f.client
 import pytest
 from g4f.client.stubs import ChatCompletionChunk, UsageModel
-from g4f.providers.response import Reasoning, Sources
+from g4f.providers.response import FinishReason, Reasoning, Sources
 from g4f.tools.run_tools import caculate_prompt_tokens
 
 import messages_stream
@@ -81,8 +82,9 @@ class FakeClient:
     """Stands in for g4f.client.AsyncClient. Each create() plays the next script, as
     g4f would: strings become content chunks, Reasoning and Sources are wrapped in
     chunks, other objects are yielded as they are, exceptions are raised, async
-    callables (stall, pause(s), ...) are awaited; then a last chunk with finish
-    reason "stop" and g4f's made-up usage, unless the script gave a usage. An
+    callables (stall, pause(s), ...) are awaited; then a last chunk with the finish
+    reason (a FinishReason in the script, else "stop", as g4f fills in) and the
+    usage (a UsageModel in the script, else g4f's made-up estimate). An
     exception as a whole script is raised by create() itself."""
 
     def __init__(self) -> None:
@@ -103,7 +105,7 @@ class FakeClient:
         return self.play(script, kwargs.get("messages", []))
 
     async def play(self, script: list[Any], messages: list[Any]) -> AsyncIterator[Any]:
-        texts, reported = [], None
+        texts, reported, finish = [], None, "stop"
         for item in script:
             await asyncio.sleep(0)  # like a network read: the event loop gets a turn
             if isinstance(item, Exception):
@@ -112,13 +114,15 @@ class FakeClient:
                 await item()
             elif isinstance(item, UsageModel):
                 reported = item
+            elif isinstance(item, FinishReason):
+                finish = item.reason
             elif isinstance(item, (str, Reasoning, Sources)):
                 texts += [str(item)] if isinstance(item, str) else []
                 yield chunk(item)
             else:
                 yield item
         made_up = usage(caculate_prompt_tokens(messages), sum(round(len(t.encode()) / 4) for t in texts))
-        yield chunk(None, "stop", reported or made_up)
+        yield chunk(None, finish, reported or made_up)
 
 
 @pytest.fixture
@@ -210,15 +214,30 @@ def run_script(tmp_path: Path, backend: str) -> Callable[..., Result]:
 def start_script(tmp_path: Path, backend: str) -> Callable[..., subprocess.Popen[bytes]]:
     """Start the script in the background, for tests that signal it or read it live."""
 
-    def start(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+    def start(
+        *args: str, env: dict[str, str] | None = None, python_args: tuple[str, ...] = (), **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        popen.setdefault("stdin", subprocess.DEVNULL)
         popen.setdefault("stdout", subprocess.PIPE)
         popen.setdefault("stderr", subprocess.PIPE)
         return subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, *python_args, str(SCRIPT), *args],
             env=script_env(tmp_path, backend, **(env or {})),
             cwd=tmp_path,
             **popen,
         )
 
     return start
+
+
+@pytest.fixture
+def sigint_reaches_children() -> Iterator[None]:
+    """A child inherits an ignored SIGINT (a background CI job ignores it), and Python then
+    never raises KeyboardInterrupt: let children see it, and put the handler back after."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

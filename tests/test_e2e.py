@@ -142,9 +142,7 @@ def test_two_mib_answer_is_kept_in_full(run_script, server: OpenAIServer) -> Non
 # ---- issue 3: the user or the terminal -----------------------------------------------
 
 
-def test_ctrl_c_mid_stream(start_script, server: OpenAIServer) -> None:
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background CI job: let children see it
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+def test_ctrl_c_mid_stream(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
     proc = start_script("--base-url", server.url("stall-after-2"))
     assert proc.stdout is not None
     assert proc.stdout.read(len("Hello there")) == b"Hello there"
@@ -255,3 +253,70 @@ def test_verbose_report_fields_and_identical_stdout(run_script, server: OpenAISe
     assert f"provider: {server.url('hello')}  model: test-model" in loud.err
     assert "deltas: 3  chars: 12  chars/s: " in loud.err
     assert "usage: 5 prompt + 3 completion = 8 tokens" in loud.err
+
+
+# ---- the liftable core's fixes, end to end ---------------------------------------------
+
+
+def test_a_reader_slower_than_the_timeout_gets_every_delta(start_script, server: OpenAIServer) -> None:
+    # 300 KiB over 3 s: the pipe (64 KiB) fills and the script blocks in print for
+    # over a second at a time, longer than --timeout, while deltas keep coming.
+    proc = start_script("--base-url", server.url("drip-300"), "--timeout", "1")
+    time.sleep(3.5)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err.decode()) == (0, "")
+    streamed, final = out.decode().split(FINAL)
+    assert streamed == "d" * 1024 * 300 + "END"
+    assert final == streamed + "\n"
+
+
+def ctrl_c(proc: subprocess.Popen[bytes]) -> tuple[str, str, float]:
+    """Send SIGINT; stdout, stderr and how long the script took to exit."""
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    return out.decode(), err.decode(), time.monotonic() - started
+
+
+def test_ctrl_c_while_stdin_is_read(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
+    proc = start_script("--base-url", server.url("hello"), "-", stdin=subprocess.PIPE)
+    time.sleep(1.5)  # long past start-up: the script waits for the prompt
+    out, err, took = ctrl_c(proc)
+    assert (proc.returncode, out, err) == (130, "", "interrupted\n")
+    assert took < 2
+
+
+def test_ctrl_c_while_g4f_is_imported(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
+    proc = start_script("--base-url", server.url("hello"), python_args=("-X", "importtime"))
+    assert proc.stderr is not None
+    for line in proc.stderr:  # each line is a module that finished importing
+        if b"| g4f" in line:
+            break
+    out, err, took = ctrl_c(proc)
+    no_traceback(err)
+    assert (proc.returncode, err.splitlines()[-1]) == (130, "interrupted")
+    assert out in ("", FINAL + "\n")
+    assert took < 5
+
+
+def test_verbose_shows_no_usage_the_server_did_not_send(run_script, server: OpenAIServer) -> None:
+    result = run_script("-v", "--base-url", server.url("no-usage"))
+    assert (result.status, result.out) == (0, "Hello there!" + FINAL + "Hello there!\n")
+    assert "deltas: 3  chars: 12" in result.err
+    assert "usage:" not in result.err and "finish reason" not in result.err
+
+
+def test_verbose_shows_a_finish_reason_the_server_sent(run_script, server: OpenAIServer) -> None:
+    assert "finish reason: length\n" in run_script("-v", "--base-url", server.url("length")).err
+
+
+def test_reasoning_then_the_end_is_a_failure(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("reasoning-only"))
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (
+        result.err
+        == f"Thinkingerror: {server.url('reasoning-only')}: the stream ended without any answer text\n"
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 
 import pytest
-from g4f.providers.response import Reasoning, Sources
+from g4f.providers.response import FinishReason, Reasoning, Sources
 
 from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
 
@@ -303,3 +304,32 @@ def test_verbose_names_the_providers_skipped_before_the_answer(run_main, fake: F
     assert "skipped: A: RuntimeError: HTTP 500\n" in loud.err
     assert "provider: B  model: fake-model" in loud.err
     assert loud.out == quiet.out
+
+
+def test_a_stdout_slower_than_the_timeout_is_not_provider_silence(
+    run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SlowTerminal(io.StringIO):
+        def write(self, text: str) -> int:
+            time.sleep(0.3)  # a pager that is not scrolling: the whole event loop waits
+            return super().write(text)
+
+    slow = SlowTerminal()
+    monkeypatch.setattr(sys, "stdout", slow)
+    fake.scripts = [["Hello", " there", "!"]]
+    assert run_main("--timeout", "0.2").status == 0
+    assert slow.getvalue() == "Hello there!" + FINAL + "Hello there!\n"
+
+
+def test_verbose_shows_no_usage_when_g4f_made_it_up(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hello", " there"]]  # no usage: the fake adds g4f's estimate, as g4f does
+    result = run_main("-v")
+    assert "deltas: 2  chars: 11" in result.err
+    assert "usage" not in result.err
+
+
+def test_verbose_shows_a_finish_reason_other_than_g4f_default(run_main, fake: FakeClient) -> None:
+    assert "finish reason" not in run_main("-v").err  # g4f says "stop" also when the provider said nothing
+    fake.calls.clear()
+    fake.scripts = [["Hello", FinishReason("length")]]
+    assert "finish reason: length\n" in run_main("-v").err

@@ -1,0 +1,276 @@
+"""resilient_stream() driven directly with the fake client: each guarantee of the core
+in a small, named case."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import time
+import types
+from typing import Any
+
+import pytest
+from g4f.providers.response import Reasoning
+
+import messages_stream
+from messages_stream import StreamError, resilient_stream
+from tests.conftest import SCRIPT, FakeClient, chunk, convert, pause, stall, swallow, swallow_one
+
+
+async def collect(stream: Any, each: Any = None) -> str:
+    """The documentation's loop: the text of every content delta."""
+    text = ""
+    async for item in stream:
+        if item.choices and item.choices[0].delta.content:
+            text += str(item.choices[0].delta.content)
+            if each:
+                each()
+    return text
+
+
+def outcome(stream: Any) -> tuple[str, str | None, list[str]]:
+    """Run the loop: the text it got, the StreamError lines if it failed, and the text
+    received before a failure (in the error's place when it did not fail)."""
+    received: list[str] = []
+
+    async def loop() -> str:
+        async for item in stream:
+            if item.choices and item.choices[0].delta.content:
+                received.append(str(item.choices[0].delta.content))
+        return "".join(received)
+
+    try:
+        return asyncio.run(loop()), None, []
+    except StreamError as exc:
+        return "".join(received), "\n".join(exc.args), list(exc.args)
+
+
+# ---- the idle timeout counts only the provider's silence ---------------------------
+
+
+def test_a_consumer_slower_than_the_timeout_still_gets_every_chunk(fake: FakeClient) -> None:
+    fake.scripts = [["a", "b", "c"]]
+    stream = resilient_stream(fake, timeout=0.1)
+    text = asyncio.run(collect(stream, each=lambda: time.sleep(0.25)))  # blocks the loop, as print can
+    assert text == "abc"
+
+
+def test_a_consumer_awaiting_longer_than_the_timeout_is_not_cancelled(fake: FakeClient) -> None:
+    fake.scripts = [["a", "b", "c"]]
+
+    async def bot() -> str:  # sends each delta on, awaiting its own network
+        text = ""
+        async for item in resilient_stream(fake, timeout=0.1):
+            if item.choices and item.choices[0].delta.content:
+                text += item.choices[0].delta.content
+                await asyncio.sleep(0.25)
+        return text
+
+    assert asyncio.run(bot()) == "abc"
+
+
+def test_the_deadline_moves_with_each_delta(fake: FakeClient) -> None:
+    fake.scripts = [["a", pause(0.15), "b", pause(0.15), "c", pause(0.15), "d"]]
+    assert outcome(resilient_stream(fake, timeout=0.3)) == ("abcd", None, [])
+
+
+def test_silence_before_the_first_delta_times_out_on_time(fake: FakeClient) -> None:
+    fake.scripts = [[stall]]
+    started = time.monotonic()
+    text, error, _ = outcome(resilient_stream(fake, timeout=0.2))
+    assert 0.2 <= time.monotonic() - started < 1
+    assert (text, error) == ("", "g4f's automatic choice: TimeoutError: no delta within 0.2s")
+
+
+def test_silence_mid_stream_keeps_the_text_and_fails(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", "lo", stall]]
+    assert outcome(resilient_stream(fake, timeout=0.2))[:2] == (
+        "Hello",
+        "g4f's automatic choice: TimeoutError: no delta within 0.2s",
+    )
+
+
+# ---- a cancel the provider swallows or converts does not leak ----------------------
+
+
+@pytest.mark.parametrize("cleanup", [swallow, convert, swallow_one], ids=["swallowed", "converted", "once"])
+def test_after_a_bad_cleanup_the_next_provider_still_answers(fake: FakeClient, cleanup: Any) -> None:
+    fake.scripts = [[cleanup], [pause(0.3), "Hi", pause(0.3), " there"]]
+    stream = resilient_stream(fake, providers=["A", "B"], timeout=0.5)
+    started = time.monotonic()
+    assert outcome(stream) == ("Hi there", None, [])
+    assert time.monotonic() - started < 2
+    assert stream.provider == "B"
+    assert stream.failures == ["A: TimeoutError: no delta within 0.5s"]
+
+
+@pytest.mark.parametrize("cleanup", [swallow, convert, swallow_one], ids=["swallowed", "converted", "once"])
+def test_a_bad_cleanup_mid_stream_is_a_failure_not_a_short_answer(fake: FakeClient, cleanup: Any) -> None:
+    fake.scripts = [["Hel", cleanup, "lo"]]
+    text, error, _ = outcome(resilient_stream(fake, timeout=0.2))
+    assert (text, error) == ("Hel", "g4f's automatic choice: TimeoutError: no delta within 0.2s")
+
+
+def test_a_cancel_from_outside_stops_a_provider_that_swallows_one(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", swallow_one]]
+
+    async def scenario() -> float:
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=60)))
+        await asyncio.sleep(0.2)
+        task.cancel()  # as asyncio.run does on Ctrl-C: once
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1
+
+
+def test_a_cancel_from_outside_that_the_provider_converts_stays_a_cancel(fake: FakeClient) -> None:
+    # Also after an earlier provider timed out: its cancels must not hide this one.
+    fake.scripts = [[stall], ["Hi", convert]]
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(collect(resilient_stream(fake, providers=["A", "B"], timeout=0.5)))
+        while len(fake.calls) < 2:  # until A has timed out
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # B has sent "Hi" and waits, well within its timeout
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):  # not a StreamError: nothing failed
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_the_callers_own_timeout_works_around_it(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", swallow_one]]
+
+    async def scenario() -> None:
+        async with asyncio.timeout(0.3):
+            await collect(resilient_stream(fake, timeout=60))
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        asyncio.run(scenario())
+    assert time.monotonic() - started < 1
+
+
+def test_streams_under_gather_keep_their_own_timeouts(fake: FakeClient) -> None:
+    slow_but_alive = FakeClient()
+    slow_but_alive.scripts = [["a", pause(0.2), "b", pause(0.2), "c", pause(0.2), "d"]]
+    fake.scripts = [["x", stall]]
+
+    async def both() -> list[Any]:
+        started = time.monotonic()
+
+        async def timed(stream: Any) -> tuple[Any, float]:
+            try:
+                result: Any = await collect(stream)
+            except StreamError as exc:
+                result = exc.args
+            return result, time.monotonic() - started
+
+        return await asyncio.gather(
+            timed(resilient_stream(fake, timeout=0.3)), timed(resilient_stream(slow_but_alive, timeout=0.3))
+        )
+
+    (stalled, stalled_at), (alive, alive_at) = asyncio.run(both())
+    assert stalled == ("g4f's automatic choice: TimeoutError: no delta within 0.3s",)
+    assert 0.3 <= stalled_at < 0.6
+    assert alive == "abcd"
+    assert alive_at >= 0.6
+
+
+# ---- fallback, and what counts as an answer ---------------------------------------------
+
+
+def test_providers_are_tried_in_order_until_one_sends_a_delta(fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [stall], ["Hi"]]
+    stream = resilient_stream(fake, providers=["A", "B", "C", "D"], timeout=0.2)
+    assert outcome(stream) == ("Hi", None, [])
+    assert [call["provider"] for call in fake.calls] == ["A", "B", "C", "D"]
+    assert stream.provider == "D"
+    assert stream.failures == [
+        "A: RuntimeError: down",
+        "B: RuntimeError: HTTP 500",
+        "C: TimeoutError: no delta within 0.2s",
+    ]
+
+
+def test_an_empty_or_role_only_chunk_is_not_a_first_delta(fake: FakeClient) -> None:
+    fake.scripts = [[chunk(None), chunk(""), RuntimeError("down")], ["Hi"]]
+    stream = resilient_stream(fake, providers=["A", "B"])
+    assert outcome(stream) == ("Hi", None, [])
+    assert stream.provider == "B"
+
+
+def test_no_fallback_once_a_delta_was_yielded(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", RuntimeError("cut")], ["never"]]
+    assert outcome(resilient_stream(fake, providers=["A", "B"]))[:2] == ("Hel", "A: RuntimeError: cut")
+    assert len(fake.calls) == 1
+
+
+def test_reasoning_then_the_end_is_a_failure_and_no_fallback(fake: FakeClient) -> None:
+    fake.scripts = [[Reasoning("Let me think")], ["never"]]
+    error = "A: the stream ended without any answer text"
+    assert outcome(resilient_stream(fake, providers=["A", "B"]))[:2] == ("", error)
+    assert len(fake.calls) == 1  # its reasoning was shown: another provider's answer would not follow it
+
+
+def test_a_stream_with_no_delta_at_all_falls_back(fake: FakeClient) -> None:
+    fake.scripts = [[chunk(None)], ["Hi"]]
+    stream = resilient_stream(fake, providers=["A", "B"])
+    assert outcome(stream) == ("Hi", None, [])
+    assert stream.failures == ["A: the stream ended without any answer text"]
+
+
+def test_every_provider_failing_names_each_masks_the_key_and_keeps_the_cause(fake: FakeClient) -> None:
+    last = RuntimeError("401: key sk-secret-1 refused")
+    fake.scripts = [RuntimeError("Error 400: Error 400: sk-secret-1?"), [last]]
+    stream = resilient_stream(fake, providers=["A", "http://127.0.0.1:1/v1"], api_key="sk-secret-1")
+    with pytest.raises(StreamError) as caught:
+        asyncio.run(collect(stream))
+    assert caught.value.args == (
+        "A: RuntimeError: Error 400: ***?",
+        "http://127.0.0.1:1/v1: RuntimeError: 401: key *** refused",
+    )
+    assert caught.value.__cause__ is last
+
+
+def test_a_url_is_g4f_custom_provider_with_the_model_given(fake: FakeClient) -> None:
+    stream = resilient_stream(fake, providers=["http://127.0.0.1:1/v1"], api_key="sk-1", model="m-1")
+    assert outcome(stream)[1] is None
+    provider = fake.calls[0]["provider"]
+    assert (provider.__name__, provider.base_url, provider.api_key) == (
+        "Custom",
+        "http://127.0.0.1:1/v1",
+        "sk-1",
+    )
+    assert provider.models == ["m-1"]  # so g4f does not fetch the model list with an untimed request
+    assert (fake.calls[0]["stream"], fake.calls[0]["model"]) == (True, "m-1")
+
+
+# ---- liftable: the block works pasted alone into a new module --------------------------
+
+
+def test_the_core_block_runs_alone(fake: FakeClient) -> None:
+    source = SCRIPT.read_text(encoding="utf-8")
+    start, end = source.index("# ---- the streaming core"), source.index("# ---- end of the core")
+    imports = [
+        ast.get_source_segment(source, node)
+        for node in ast.parse(source).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    module = types.ModuleType("lifted")
+    exec(
+        compile("\n".join(map(str, imports)) + "\n" + source[start:end], "lifted.py", "exec"), module.__dict__
+    )
+    assert not hasattr(module, "main") and not hasattr(module, "parse_args")  # no command line came along
+    fake.scripts = [[stall], ["Hi", " there"]]
+    stream = module.resilient_stream(fake, providers=["A", "B"], timeout=0.2)
+    assert asyncio.run(collect(stream)) == "Hi there"
+    assert stream.failures == ["A: TimeoutError: no delta within 0.2s"]
+    fake.scripts = [[RuntimeError("down")]]
+    with pytest.raises(module.StreamError):
+        asyncio.run(collect(module.resilient_stream(fake)))
+    assert module.StreamError is not messages_stream.StreamError
