@@ -8,14 +8,19 @@ A scenario may take one number after a dash, as in ``stall-after-2`` or
 It is written on raw asyncio streams rather than a web framework so that it
 can split a UTF-8 character across network reads, drop a connection mid-body,
 or go silent, exactly as a broken provider would.
+
+Run alone, it serves in the foreground: ``python tests/openai_server.py [--port 8765]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +55,7 @@ USAGE = (
     b'"completion_tokens":3,"total_tokens":8}}\n\n'
 )
 DONE = b"data: [DONE]\n\n"
+SURROGATES = [b"\\ud83d", b"\\udc4b"]  # 👋 as UTF-16 halves, JSON-escaped
 HELLO = ["Hello", " there", "!"]
 
 
@@ -106,27 +112,51 @@ def hello() -> list[bytes]:
     return [chunk(piece) for piece in HELLO] + [chunk(finish="stop"), USAGE]
 
 
+SCENARIOS = {  # name: what it does; N is the number after a dash, as in stall-after-2
+    "hello": "a normal answer, 'Hello there!', with a finish reason and usage",
+    "echo": "answers with the messages it received, as JSON",
+    "slow-N": "the first delta after N ms, then a normal answer",
+    "reasoning": "reasoning, then a normal answer",
+    "status-N": "HTTP error N (500, 401, 429, ...) with an OpenAI-style JSON body",
+    "detail-N": "HTTP error N with a FastAPI-style body, {'detail': ...}",
+    "error-event": "two deltas, then an error event in the stream",
+    "drop": "two deltas, then the connection is cut mid-body",
+    "cut-clean": "three deltas, then the body ends cleanly with no finish reason and no [DONE]",
+    "silent": "reads the request and never answers",
+    "stall-after-N": "N deltas, then keep-alive comments forever",
+    "split-utf8": "'Привет 👋', the emoji split across two network reads",
+    "split-surrogate": "'👋' as two UTF-16 halves in two deltas, as some servers slice text",
+    "chars-N": "N one-character deltas as fast as possible",
+    "big-N": "N KiB in 1 KiB deltas, ending with 'END'",
+    "pause-N": "one delta, N ms of silence, then the rest",
+    "drip-N": "N deltas of 1 KiB, 10 ms apart, ending with 'END'",
+    "no-usage": "an answer with neither a finish reason nor usage",
+    "length": "an answer cut by the provider's token limit (finish reason 'length')",
+    "reasoning-only": "reasoning, then the end, without an answer",
+}
+
+
 async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> None:
     """Play the named behaviour on one chat/completions request."""
     if name == "hello":
         await stream.events(hello())
-    elif name == "echo":  # the answer is the request's messages, as JSON
+    elif name == "echo":
         body = server.requests[-1].body
         await stream.events([chunk(json.dumps(body["messages"], ensure_ascii=False))])
-    elif name == "status":  # status-500, status-401, status-429
+    elif name == "status":
         key = server.requests[-1].headers.get("authorization", "")
         # A 401 quotes the key it refused, as real providers do: the client must mask it.
         await stream.error(n, f"test server says no ({n})" + (f": bad key {key!r}" if n == 401 else ""))
-    elif name == "error-event":  # content, then an error event in the stream
+    elif name == "error-event":
         await stream.events([chunk(p) for p in HELLO[:2]], end=False)
         await stream.send(b'data: {"error": {"message": "upstream exploded"}}\n\n')
         await stream.end()
-    elif name == "drop":  # content, then the connection is cut mid-body
+    elif name == "drop":
         await stream.events([chunk(p) for p in HELLO[:2]], end=False)
         stream.writer.transport.abort()
-    elif name == "silent":  # the request is read and never answered
+    elif name == "silent":
         await asyncio.sleep(3600)
-    elif name == "stall-after":  # n deltas, then keep-alive comments forever
+    elif name == "stall-after":
         await stream.events([chunk(p) for p in (HELLO * n)[:n]], end=False)
         await keep_alive_forever(stream)
     elif name == "split-utf8":  # "Привет 👋", the emoji split across two reads
@@ -139,17 +169,17 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         stream.writer.write(data[cut:] + b"\r\n")
         await stream.send(DONE)
         await stream.end()
-    elif name == "chars":  # n one-character deltas as fast as possible
+    elif name == "chars":
         await stream.start()
         event = chunk("x")
         for start in range(0, n, 256):
             await stream.send(event * min(256, n - start))
         await stream.send(DONE)
         await stream.end()
-    elif name == "big":  # an answer of n KiB in 1 KiB deltas, ending with "END"
+    elif name == "big":
         piece = ("abcdefghijklmnopqrstuvwxyz012345" * 32)[:1024]
         await stream.events([chunk(piece) for _ in range(n)] + [chunk("END")])
-    elif name == "pause":  # one delta, then n ms of silence, then the rest
+    elif name == "pause":
         await stream.start()
         server.first_sent = time.perf_counter()
         await stream.send(chunk("First"))
@@ -157,7 +187,7 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         await stream.send(chunk(" second"))
         await stream.send(DONE)
         await stream.end()
-    elif name == "drip":  # n deltas of 1 KiB, 10 ms apart, ending with "END"
+    elif name == "drip":
         await stream.start()
         for _ in range(n):
             await stream.send(chunk("d" * 1024))
@@ -165,16 +195,28 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         await stream.send(chunk("END"))
         await stream.send(DONE)
         await stream.end()
-    elif name == "no-usage":  # an answer with neither a finish reason nor usage
+    elif name == "no-usage":
         await stream.events([chunk(piece) for piece in HELLO])
-    elif name == "length":  # an answer cut by the provider's token limit
+    elif name == "length":
         await stream.events([chunk(piece) for piece in HELLO] + [chunk(finish="length")])
-    elif name == "reasoning-only":  # thinks, then ends without an answer
+    elif name == "reasoning-only":
         await stream.events([chunk(reasoning_content="Thinking"), chunk(finish="stop")])
+    elif name == "detail":
+        body = json.dumps({"detail": f"test server says no ({n})"}).encode()
+        await stream.start(n, "application/json")
+        await stream.send(body)
+        await stream.end()
+    elif name == "cut-clean":
+        await stream.events([chunk(piece) for piece in HELLO], end=False)
+        await stream.end()
+    elif name == "split-surrogate":
+        event = b'data: {"choices": [{"index": 0, "delta": {"content": "%s"}}]}\n\n'
+        halves = [event % half for half in SURROGATES]
+        await stream.events([chunk("Hi "), *halves])
     elif name == "reasoning":
         thoughts = [chunk(reasoning_content=t) for t in ("Thinking", " hard")]
         await stream.events(thoughts + hello())
-    elif name == "slow":  # the first delta after n ms, then a normal answer
+    elif name == "slow":
         await asyncio.sleep(n / 1000)
         await stream.events(hello())
     else:
@@ -221,17 +263,42 @@ class OpenAIServer:
         finally:
             writer.close()
 
+    async def serve(self, ready: Callable[[], Any]) -> None:
+        """Serve on 127.0.0.1:`port` (0: any free port) until cancelled; `ready()` once bound."""
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = server.sockets[0].getsockname()[1]
+        ready()
+        async with server:
+            await server.serve_forever()
+
     def start(self) -> OpenAIServer:
         """Start serving in a daemon thread; returns once the port is bound."""
         ready = threading.Event()
-
-        async def serve() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            async with server:
-                await server.serve_forever()
-
-        threading.Thread(target=asyncio.run, args=(serve(),), daemon=True).start()
+        threading.Thread(target=asyncio.run, args=(self.serve(ready.set),), daemon=True).start()
         ready.wait(10)
         return self
+
+
+def main() -> None:
+    """Serve in the foreground, for trying the script without a network."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8765, help="the port on 127.0.0.1 (default 8765; 0: any)")
+    server = OpenAIServer(port=parser.parse_args().port)
+    try:
+        asyncio.run(server.serve(lambda: show(server)))
+    except KeyboardInterrupt:
+        print("stopped")
+
+
+def show(server: OpenAIServer) -> None:
+    """The base URLs to use, one per scenario."""
+    print(f"An OpenAI-compatible test server on 127.0.0.1:{server.port}; Ctrl-C stops it.")
+    print("Give the script one of these base URLs, e.g.")
+    print(f"  python messages_stream.py --base-url {server.url('hello')}\n")
+    for name, what in SCENARIOS.items():
+        print(f"  {server.url(name):<48} {what}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
