@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["g4f>=8.8.6"]
+# dependencies = ["g4f>=8.8.6", "aiohttp_socks>=0.8"]
 # ///
 """Stream a chat completion with g4f, printing each piece of the answer as it arrives.
 
@@ -11,6 +11,8 @@ examples:
   echo "Write a haiku" | %(prog)s -
   %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
   %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
+  %(prog)s -c chat.json "Hi"; %(prog)s -c chat.json "What did I just say?"
+  %(prog)s --proxy socks5://user:password@127.0.0.1:1080 --temperature 0.2 --max-tokens 500 "Hi"
 
 The answer goes to stdout, then a blank line and "Final accumulated text: ...".
 Reasoning, errors and the -v report go to stderr.
@@ -22,9 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -169,6 +173,8 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 # ---- end of the core ----------------------------------------------------------------------
 
 DEFAULT_PROMPT = "Say hello there!"
+ROLES = ("system", "user", "assistant")
+PROXY = "http|https|socks5|socks5h://[USER:PASSWORD@]HOST:PORT for every request (default: $G4F_PROXY)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -177,15 +183,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def http_url(value: str) -> str:
-    """An http(s) URL with a host and a valid port."""
+def masked(text: str) -> str:
+    """`text` with the user name and password of a URL in it as ***."""
+    return re.sub(r"(^|//)[^/\s]*@", r"\1***@", text)
+
+
+def http_url(value: str, proxy: bool = False) -> str:
+    """An http(s) URL with a host and a valid port; a proxy's may be socks5(h), and needs a port."""
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad URL {value!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+        raise argparse.ArgumentTypeError(f"bad URL {masked(value)!r}: {exc}") from None
+    schemes = ("http", "https", "socks5", "socks5h") if proxy else ("http", "https")
+    if parts.scheme not in schemes or not parts.hostname or (proxy and not port):
+        raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
     return value
 
 
@@ -234,6 +246,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--api-key", default=os.environ.get("G4F_API_KEY"), help="API key (default: $G4F_API_KEY)")
     add("-s", "--system", help="a system message, sent before the prompt")
     add("--timeout", type=seconds, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
+    add("-c", "--conversation", metavar="FILE", help="JSON messages to send first; gets the new turn")
+    # aiohttp_socks is a dependency: g4f over aiohttp (a plain `pip install g4f`) needs it for any proxy.
+    add("--proxy", type=lambda v: http_url(v, True), default=os.getenv("G4F_PROXY") or None, help=PROXY)
+    add("--temperature", type=float, help="from 0 to 2 (default: the provider's)")
+    add("--max-tokens", type=int, help="at most this many tokens (g4f also stops after as many chunks)")
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)
@@ -246,6 +263,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"the prompt is empty: {args.prompt!r}")
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
+    if not 0 <= (args.temperature or 0) <= 2:  # NaN and infinities fail too
+        parser.error(f"argument --temperature: must be from 0 to 2, got {args.temperature}")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        parser.error(f"argument --max-tokens: must be 1 or more, got {args.max_tokens}")
+    args.history = []
+    if args.conversation:  # locked until the process ends, however it ends: see "two runs at once"
+        try:
+            args.lock = open(f"{args.conversation}.lock", "a")  # noqa: SIM115 - held, never written
+            os.lockf(args.lock.fileno(), os.F_TLOCK, 0)
+            with contextlib.suppress(FileNotFoundError), open(args.conversation, encoding="utf-8") as file:
+                args.history = json.load(file)
+            if not isinstance(args.history, list):
+                raise ValueError("not a JSON list of messages")
+            for n, m in enumerate(args.history, 1):
+                if not (isinstance(m, dict) and m.get("role") in ROLES and type(m.get("content")) is str):
+                    raise ValueError(f"message {n} is not {{role: system|user|assistant, content: text}}")
+        except BlockingIOError:
+            parser.exit(1, f"error: {args.conversation} is in use by another run\n")
+        except (OSError, ValueError, AttributeError) as exc:  # AttributeError: no os.lockf (Windows)
+            parser.error(f"argument -c/--conversation: {args.conversation}: {exc}")
     return args
 
 
@@ -279,7 +316,7 @@ def report(
     if usage:
         p, c, t = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
         lines.append(f"usage: {p} prompt + {c} completion = {t} tokens")
-    print("\n" + "\n".join(lines), file=sys.stderr)
+    print(masked("\n" + "\n".join(lines)), file=sys.stderr)
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -292,9 +329,12 @@ async def main(argv: list[str] | None = None) -> int:
     from g4f.client import AsyncClient  # here, so that --help and bad usage need no g4f
 
     client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
-    messages = [{"role": "user", "content": args.prompt}]
-    if args.system:
-        messages.insert(0, {"role": "system", "content": args.system})
+    messages = [*args.history, {"role": "user", "content": args.prompt}]
+    if args.system:  # in place of the conversation's own system message, else first
+        messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
+    asked = [dict(m) for m in messages]  # to store: g4f edits the messages it sends, in place
+    if args.proxy:  # else libcurl (curl_cffi) skips even this proxy for the hosts there; aiohttp does not
+        os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
     stream = resilient_stream(
         client,
         providers=args.provider or [args.base_url],
@@ -302,6 +342,7 @@ async def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         model=args.model,
         messages=messages,
+        **{k: v for k in ("proxy", "temperature", "max_tokens") if (v := getattr(args, k)) is not None},
     )
     parts: list[str] = []  # joined once at the end: linear, however long the answer
     started, chunk = time.perf_counter(), None
@@ -314,10 +355,19 @@ async def main(argv: list[str] | None = None) -> int:
                 parts.append(content)
                 print(content, end="", flush=True)
     except StreamError as exc:
-        print("".join(f"error: {line}\n" for line in exc.args), end="", file=sys.stderr)
+        via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
+        print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)
         return 1
     finally:
         print("\n\nFinal accumulated text:", "".join(parts), flush=True)
+    if args.conversation:  # a whole answer only: to a temp file beside it, on disk, then renamed over it
+        with open(f"{args.conversation}.tmp", "w", encoding="utf-8") as file:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copymode(args.conversation, file.name)  # before any text: private stays private
+            json.dump([*asked, {"role": "assistant", "content": "".join(parts)}], file, ensure_ascii=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(file.name, args.conversation)
     if args.verbose:
         report(stream, chunk, messages, parts, started)
     return 0
@@ -334,6 +384,9 @@ def run() -> int:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the signal docs say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # saving the conversation: the disk is full, ...
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
