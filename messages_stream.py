@@ -7,12 +7,12 @@
 
 examples:
   %(prog)s                    # asks gpt-4: Say hello there!
-  %(prog)s "Как тебя зовут?"
+  %(prog)s Как тебя зовут?
   echo "Write a haiku" | %(prog)s -
-  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." "Hi"
-  %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v "Hi"
-  %(prog)s -c chat.json "Hi"; %(prog)s -c chat.json "What did I just say?"
-  %(prog)s --proxy socks5://user:password@127.0.0.1:1080 --temperature 0.2 --max-tokens 500 "Hi"
+  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." Hi
+  %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v Hi
+  %(prog)s -c chat.json Hi; %(prog)s -c chat.json What did I just say?
+  %(prog)s --proxy socks5://user:password@127.0.0.1:1080 --temperature 0.2 --max-tokens 500 Hi
 
 The answer goes to stdout, then a blank line and "Final accumulated text: ...".
 Reasoning, errors and the -v report go to stderr.
@@ -40,20 +40,17 @@ from urllib.parse import urlsplit
 
 
 class StreamError(Exception):
-    """The stream failed. One arg per provider tried: "NAME: what went wrong", with the
-    API key masked. The last provider's exception is the __cause__."""
+    """The stream failed: one arg per provider tried, "NAME: what went wrong" (API key
+    masked); the last provider's exception is the __cause__."""
 
 
 class Idle:
-    """An idle deadline, level-triggered like a Trio/AnyIO cancel scope: `with idle:` around
-    one wait on the provider. Past the deadline it cancels the task, and keeps cancelling
-    until the wait lets go, then raises TimeoutError; it keeps cancelling a task cancelled
-    from outside (Ctrl-C) too. Only the waits count: the time between them is the caller's.
-
-    Not asyncio.timeout: under curl_cffi, g4f closes a stream by awaiting the end of the
-    transfer, which swallows one cancel, so a single cancel hangs on a stalled stream.
-    Not anyio.CancelScope (which also works): a plain `pip install g4f` lacks anyio.
-    """
+    """`with idle:` around each wait on the provider: past the deadline it cancels the task,
+    again and again until the wait lets go (level-triggered, like an AnyIO cancel scope), then
+    raises TimeoutError. A task cancelled from outside (Ctrl-C) is pushed on the same way.
+    Why: under curl_cffi, g4f closes a stream by awaiting the end of the transfer, which
+    swallows one cancel, so asyncio.timeout (a single cancel) hangs on a stalled stream.
+    anyio.CancelScope works too, but a plain `pip install g4f` lacks anyio."""
 
     TICK = 0.05  # how often a stalled wait is checked: no timer per chunk
 
@@ -61,6 +58,7 @@ class Idle:
         self.timeout, self.loop = timeout, asyncio.get_running_loop()
         self.deadline, self.cancels, self.fired = math.inf, 0, False
         self.handle: asyncio.TimerHandle | None = None
+        self.task: Any = None
 
     def __enter__(self) -> None:
         self.task = asyncio.current_task()
@@ -70,7 +68,7 @@ class Idle:
 
     def _tick(self) -> None:
         self.handle = None
-        if self.deadline == math.inf or self.task is None:
+        if self.deadline == math.inf:
             return  # no wait in progress: stop ticking until the next one
         self.fired = self.fired or self.loop.time() >= self.deadline
         if self.fired or self.task.cancelling():
@@ -80,7 +78,7 @@ class Idle:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         self.deadline = math.inf
-        if (kind is None and not self.cancels) or self.task is None:
+        if kind is None and not self.cancels:
             return  # the usual way out: a chunk, on time
         for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
             self.task.uncancel()
@@ -100,19 +98,13 @@ def one_line(exc: BaseException, secret: str | None) -> str:
 
 
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
-    """A drop-in for `client.chat.completions.create(stream=True, **request)`: it yields
-    g4f's own chunks, so the documentation's loop works on it unchanged, and adds:
-
-    - fallback: `providers` (g4f names, OpenAI-compatible base URLs, None for g4f's
-      automatic choice) are tried in order until one sends a delta (text or reasoning)
-      within `timeout`; never after a delta has been yielded;
-    - an idle timeout that counts only the waits on the provider, and stops them under
-      both HTTP backends (see Idle);
-    - every failure raises StreamError, also a stream that ends without any answer text.
-
-    Afterwards `provider` is the one that answered, `first_delta` when (perf_counter),
-    and `failures` says why the providers before it failed.
-    """
+    """A drop-in for `client.chat.completions.create(stream=True, **request)` that yields
+    g4f's own chunks, and adds: fallback, in order, through `providers` (g4f names,
+    OpenAI-compatible base URLs, None for g4f's automatic choice) until one sends a delta
+    (text or reasoning), never after one was yielded; an idle `timeout` on each wait for the
+    provider (see Idle); and StreamError for every failure, including a stream that ends
+    without answer text. Afterwards `provider` is the one that answered, `first_delta` when
+    (perf_counter), and `failures` why the ones before it failed."""
 
     def __init__(
         self,
@@ -139,10 +131,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 model = self.request.get("model", "")
                 provider = create_custom_provider(spec, self.api_key, name="Custom", models=[model])
             try:
-                with idle:
-                    stream = self.client.chat.completions.create(
-                        provider=provider, stream=True, **self.request
-                    )
+                stream = self.client.chat.completions.create(provider=provider, stream=True, **self.request)
                 while True:
                     with idle:
                         chunk = await anext(stream)
@@ -174,7 +163,8 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 
 DEFAULT_PROMPT = "Say hello there!"
 ROLES = ("system", "user", "assistant")
-PROXY = "http|https|socks5|socks5h://[USER:PASSWORD@]HOST:PORT for every request (default: $G4F_PROXY)"
+LOCKS: list[Any] = []  # the -c files this run holds, until it ends
+HINT = "README: Try it without a network"
 
 
 class Parser(argparse.ArgumentParser):
@@ -184,42 +174,59 @@ class Parser(argparse.ArgumentParser):
 
 
 def masked(text: str) -> str:
-    """`text` with the user name and password of a URL in it as ***."""
+    """`text` with the user name and password of any URL in it as ***."""
     return re.sub(r"(^|//)[^/\s]*@", r"\1***@", text)
 
 
-def http_url(value: str, proxy: bool = False) -> str:
-    """An http(s) URL with a host and a valid port; a proxy's may be socks5(h), and needs a port."""
+def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """A URL with one of `schemes`, a host and a valid port; a proxy's must have a port."""
+    proxy = "socks5" in schemes
     try:
         parts = urlsplit(value)
-        port = parts.port
+        if parts.scheme in schemes and parts.hostname and (parts.port or not proxy):
+            return value
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad URL {masked(value)!r}: {exc}") from None
-    schemes = ("http", "https", "socks5", "socks5h") if proxy else ("http", "https")
-    if parts.scheme not in schemes or not parts.hostname or (proxy and not port):
-        raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
-    return value
-
-
-def seconds(value: str) -> float:
-    """A positive, finite number of seconds."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value!r}")
-    return number
+    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
 
 
 def read_stdin() -> str:
-    """Standard input as UTF-8. Ctrl-C stops the read at once: under asyncio.run's own
-    SIGINT handler, a blocking read would carry on until end of input."""
+    """Standard input as UTF-8, less the line break that ends it. Ctrl-C stops the read at
+    once: under asyncio.run's own SIGINT handler, the read would go on until end of input."""
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return sys.stdin.buffer.read().decode("utf-8-sig")
+        return sys.stdin.buffer.read().decode("utf-8-sig").removesuffix("\n").removesuffix("\r")
     finally:
         signal.signal(signal.SIGINT, handler)
+
+
+def read_conversation(path: str) -> list[Any]:
+    """The messages in `path` ([] before the first turn), held until this run ends: a second
+    run at once fails before it sends anything, as a turn it stored would have been asked
+    without this run's. The lock (os.lockf, POSIX) is dropped however the process ends."""
+    LOCKS.append(open(f"{path}.lock", "a"))  # noqa: SIM115 - held, never written
+    os.lockf(LOCKS[-1].fileno(), os.F_TLOCK, 0)  # BlockingIOError: another run holds it
+    with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as file:
+        messages = json.load(file)
+        if not isinstance(messages, list):
+            raise ValueError("not a JSON list of messages")
+        for n, m in enumerate(messages, 1):
+            if not (isinstance(m, dict) and m.get("role") in ROLES and type(m.get("content")) is str):
+                raise ValueError(f"message {n} is not {{role: system|user|assistant, content: text}}")
+        return messages
+    return []
+
+
+def save_conversation(path: str, messages: list[Any]) -> None:
+    """Replace `path` whole or not at all: a file beside it, with its permissions before any
+    text, on disk, then renamed over it."""
+    with open(f"{path}.tmp", "w", encoding="utf-8") as file:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copymode(path, file.name)
+        json.dump(messages, file, ensure_ascii=False)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(file.name, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,129 +234,121 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     first, _, examples = (__doc__ or "").partition("\n\n")
     parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add(
-        "prompt",
-        nargs="?",
-        default=DEFAULT_PROMPT,
-        help=f"the user message, - for stdin ({DEFAULT_PROMPT!r})",
-    )
+    add("prompt", nargs="*", help=f"the user message, - for stdin (default: {DEFAULT_PROMPT!r})")
     add("-m", "--model", default="gpt-4", help="the model (default: gpt-4)")
     add(
         "-p",
         "--provider",
         action="append",
-        type=lambda v: http_url(v) if "://" in v else v,
+        type=lambda v: url(v) if "://" in v else v,
         metavar="NAME|URL",
         help="a g4f provider name or OpenAI-compatible base URL; repeat to fall back in that order",
     )
-    add("--base-url", type=http_url, metavar="URL", help="an OpenAI-compatible endpoint, e.g. Ollama's")
+    add("--base-url", type=url, metavar="URL", help="an OpenAI-compatible endpoint, e.g. Ollama's")
     add("--api-key", default=os.environ.get("G4F_API_KEY"), help="API key (default: $G4F_API_KEY)")
-    add("-s", "--system", help="a system message, sent before the prompt")
-    add("--timeout", type=seconds, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
+    add("-s", "--system", help="a system message, sent first (in place of a stored one)")
+    add("--timeout", type=float, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
     add("-c", "--conversation", metavar="FILE", help="JSON messages to send first; gets the new turn")
     # aiohttp_socks is a dependency: g4f over aiohttp (a plain `pip install g4f`) needs it for any proxy.
-    add("--proxy", type=lambda v: http_url(v, True), default=os.getenv("G4F_PROXY") or None, help=PROXY)
+    proxy = ("http", "https", "socks5", "socks5h")
+    add(
+        "--proxy",
+        type=lambda v: url(v, proxy),
+        default=os.getenv("G4F_PROXY") or None,
+        metavar="URL",
+        help=f"{'|'.join(proxy)}://[USER:PASSWORD@]HOST:PORT for every request (default: $G4F_PROXY)",
+    )
     add("--temperature", type=float, help="from 0 to 2 (default: the provider's)")
     add("--max-tokens", type=int, help="at most this many tokens (g4f also stops after as many chunks)")
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)
+    args.prompt = " ".join(args.prompt) if args.prompt else DEFAULT_PROMPT  # words need no quotes
     if args.prompt == "-":
         try:
             args.prompt = read_stdin()
         except UnicodeDecodeError as exc:
             parser.error(f"standard input is not UTF-8: {exc}")
+    for flag, ok, want in (
+        ("timeout", math.isfinite(args.timeout) and args.timeout > 0, "a positive number of seconds"),
+        ("temperature", args.temperature is None or 0 <= args.temperature <= 2, "from 0 to 2"),
+        ("max_tokens", args.max_tokens is None or args.max_tokens > 0, "1 or more"),
+    ):
+        if not ok:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be {want}, got {getattr(args, flag)}")
     if not args.prompt.strip():
         parser.error(f"the prompt is empty: {args.prompt!r}")
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
-    if not 0 <= (args.temperature or 0) <= 2:  # NaN and infinities fail too
-        parser.error(f"argument --temperature: must be from 0 to 2, got {args.temperature}")
-    if args.max_tokens is not None and args.max_tokens < 1:
-        parser.error(f"argument --max-tokens: must be 1 or more, got {args.max_tokens}")
-    args.history = []
-    if args.conversation:  # locked until the process ends, however it ends: see "two runs at once"
-        try:
-            args.lock = open(f"{args.conversation}.lock", "a")  # noqa: SIM115 - held, never written
-            os.lockf(args.lock.fileno(), os.F_TLOCK, 0)
-            with contextlib.suppress(FileNotFoundError), open(args.conversation, encoding="utf-8") as file:
-                args.history = json.load(file)
-            if not isinstance(args.history, list):
-                raise ValueError("not a JSON list of messages")
-            for n, m in enumerate(args.history, 1):
-                if not (isinstance(m, dict) and m.get("role") in ROLES and type(m.get("content")) is str):
-                    raise ValueError(f"message {n} is not {{role: system|user|assistant, content: text}}")
-        except BlockingIOError:
-            parser.exit(1, f"error: {args.conversation} is in use by another run\n")
-        except (OSError, ValueError, AttributeError) as exc:  # AttributeError: no os.lockf (Windows)
-            parser.error(f"argument -c/--conversation: {args.conversation}: {exc}")
+    try:
+        args.history = read_conversation(args.conversation) if args.conversation else []
+    except BlockingIOError:
+        parser.exit(1, f"error: {args.conversation} is in use by another run\n")
+    except (OSError, ValueError, AttributeError) as exc:  # AttributeError: no os.lockf (Windows)
+        parser.error(f"argument -c/--conversation: {args.conversation}: {exc}")
     return args
-
-
-def dim(text: str) -> str:
-    """Reasoning is dimmed on a terminal, unless NO_COLOR is set."""
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.name != "nt":
-        return f"\x1b[2m{text}\x1b[0m"
-    return text
 
 
 def report(
     stream: resilient_stream, last: Any, messages: list[Any], parts: list[str], started: float
 ) -> None:
-    """The -v report on stderr: who answered (and who failed first), how fast, how much."""
-    total, chars = time.perf_counter() - started, sum(map(len, parts))
-    lines = [f"skipped: {failure}" for failure in stream.failures]
-    lines += [
+    """The -v report on stderr: who answered (and who failed first), how fast, how much, and the
+    finish reason and usage when the provider gave them (g4f fills in "stop" and an estimate)."""
+    total, chars, usage = time.perf_counter() - started, sum(map(len, parts)), last.usage
+    lines = [f"skipped: {failure}" for failure in stream.failures] + [
         f"provider: {stream.provider or last.provider}  model: {last.model}",
         f"first delta: {stream.first_delta - started:.3f}s  total: {total:.3f}s",
         f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / total:.0f}",
     ]
-    finish = last.choices[0].finish_reason if last.choices else None
-    if finish not in (None, "stop"):  # g4f says "stop" also when the provider said nothing
-        lines.append(f"finish reason: {finish}")
-    usage = getattr(last, "usage", None)
-    with contextlib.suppress(ImportError):  # g4f counts bytes / 4 when the provider sent no usage
+    if last.choices and last.choices[0].finish_reason not in (None, "stop"):
+        lines.append(f"finish reason: {last.choices[0].finish_reason}")
+    with contextlib.suppress(ImportError):  # g4f's estimate: 4 bytes a token
         from g4f.tools.run_tools import caculate_prompt_tokens
 
         made_up = caculate_prompt_tokens(messages), sum(round(len(p.encode()) / 4) for p in parts)
         usage = None if usage and (usage.prompt_tokens, usage.completion_tokens) == made_up else usage
     if usage:
-        p, c, t = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
-        lines.append(f"usage: {p} prompt + {c} completion = {t} tokens")
+        lines.append(f"usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion")
+        lines[-1] += f" = {usage.total_tokens} tokens"
     print(masked("\n" + "\n".join(lines)), file=sys.stderr)
 
 
 async def main(argv: list[str] | None = None) -> int:
-    """The documentation's example, with a command line around it; returns the exit status:
-    0 done, 1 failed, 2 bad usage. (run() adds 130 for Ctrl-C.)"""
+    """The documentation's example with a command line around it; returns the exit status:
+    0 done, 1 failed, 2 bad usage (run() adds 130 for Ctrl-C)."""
     try:
         args = parse_args(argv)
+        from g4f.client import AsyncClient  # here: --help and bad usage need no g4f
     except SystemExit as exc:
         return int(exc.code or 0)
-    from g4f.client import AsyncClient  # here, so that --help and bad usage need no g4f
-
+    except ImportError as exc:
+        print(f"error: {exc}: install it with `pip install -r requirements.txt`", file=sys.stderr)
+        return 1
     client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
     messages = [*args.history, {"role": "user", "content": args.prompt}]
     if args.system:  # in place of the conversation's own system message, else first
         messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
     asked = [dict(m) for m in messages]  # to store: g4f edits the messages it sends, in place
-    if args.proxy:  # else libcurl (curl_cffi) skips even this proxy for the hosts there; aiohttp does not
+    if args.proxy:  # else curl_cffi skips even this proxy for the hosts in NO_PROXY; aiohttp does not
         os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
+    request = {k: v for k in ("proxy", "temperature", "max_tokens") if (v := getattr(args, k)) is not None}
+    providers, dim = args.provider or [args.base_url], sys.stderr.isatty() and not os.getenv("NO_COLOR")
     stream = resilient_stream(
         client,
-        providers=args.provider or [args.base_url],
+        providers=providers,
         timeout=args.timeout,
         api_key=args.api_key,
+        **request,
         model=args.model,
         messages=messages,
-        **{k: v for k in ("proxy", "temperature", "max_tokens") if (v := getattr(args, k)) is not None},
     )
     parts: list[str] = []  # joined once at the end: linear, however long the answer
     started, chunk = time.perf_counter(), None
     try:
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
-                print(dim(chunk.choices[0].delta.reasoning), end="", flush=True, file=sys.stderr)
+                reasoning = chunk.choices[0].delta.reasoning  # dimmed on a terminal
+                print(f"\x1b[2m{reasoning}\x1b[0m" if dim else reasoning, end="", flush=True, file=sys.stderr)
             if chunk.choices and chunk.choices[0].delta.content:
                 content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
                 parts.append(content)
@@ -357,17 +356,16 @@ async def main(argv: list[str] | None = None) -> int:
     except StreamError as exc:
         via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
         print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)
+        if None in providers and not parts:  # the default failed, offline perhaps: what else to try
+            print(
+                f"hint: name a provider with -p, or point --base-url at a server you run ({HINT})",
+                file=sys.stderr,
+            )
         return 1
     finally:
         print("\n\nFinal accumulated text:", "".join(parts), flush=True)
-    if args.conversation:  # a whole answer only: to a temp file beside it, on disk, then renamed over it
-        with open(f"{args.conversation}.tmp", "w", encoding="utf-8") as file:
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copymode(args.conversation, file.name)  # before any text: private stays private
-            json.dump([*asked, {"role": "assistant", "content": "".join(parts)}], file, ensure_ascii=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(file.name, args.conversation)
+    if args.conversation:  # a whole answer only
+        save_conversation(args.conversation, [*asked, {"role": "assistant", "content": "".join(parts)}])
     if args.verbose:
         report(stream, chunk, messages, parts, started)
     return 0

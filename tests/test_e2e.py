@@ -61,20 +61,35 @@ def test_prompt_from_stdin_and_key_from_environment(run_script, server: OpenAISe
         env={"G4F_API_KEY": "sk-env"},
     )
     assert result.status == 0
-    sent = [{"role": "user", "content": "Привет из stdin\n"}]
+    sent = [{"role": "user", "content": "Привет из stdin"}]  # without the line break that ends it
     assert json.loads(result.out.split(FINAL)[0]) == sent
     request = [r for r in server.requests if r.body and r.body.get("messages") == sent][-1]
     assert request.headers["authorization"] == "Bearer sk-env"
 
 
-def test_offline_default_is_one_error_line_and_the_final_line(run_script) -> None:
+def test_offline_default_is_one_error_line_a_hint_and_the_final_line(run_script) -> None:
     # Every non-loopback request goes to a closed loopback port (see script_env).
     result = run_script()
     assert result.status == 1
     assert result.out == FINAL + "\n"
-    assert result.err.startswith("error: ")
-    assert result.err.count("\n") == 1
+    error, hint = result.err.splitlines()
+    assert error.startswith("error: g4f's automatic choice: ")
+    assert hint.startswith("hint: name a provider with -p, or point --base-url at a server you run")
     no_traceback(result.err)
+
+
+def test_several_words_make_one_prompt(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("echo"), "Why", "is the sky", "blue?")
+    assert json.loads(result.out.split(FINAL)[0]) == [{"role": "user", "content": "Why is the sky blue?"}]
+
+
+def test_g4f_missing_is_one_line(run_script, tmp_path) -> None:
+    hide = tmp_path / "no_g4f" / "g4f"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'g4f'\", name='g4f')\n")
+    result = run_script("Hi", env={"PYTHONPATH": str(hide.parent)})
+    assert (result.status, result.out) == (1, "")
+    assert result.err == "error: No module named 'g4f': install it with `pip install -r requirements.txt`\n"
 
 
 # ---- issue 3: the provider misbehaves ----------------------------------------------

@@ -12,6 +12,8 @@ from g4f.providers.response import FinishReason, Reasoning, Sources
 from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
 
 FINAL = "\n\nFinal accumulated text: "
+HINT = "hint: name a provider with -p, or point --base-url at a server you run"
+HINT += " (README: Try it without a network)\n"
 
 
 def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient) -> None:
@@ -58,7 +60,7 @@ def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
     result = run_main()
     assert result.status == 1
     assert result.out == FINAL + "\n"
-    assert result.err == "error: g4f's automatic choice: OSError: no route to the provider list\n"
+    assert result.err == "error: g4f's automatic choice: OSError: no route to the provider list\n" + HINT
     assert "Traceback" not in result.err
 
 
@@ -74,10 +76,15 @@ def test_prompt_argument_any_unicode(run_main, fake: FakeClient) -> None:
 
 
 def test_prompt_from_stdin(run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    stdin = io.TextIOWrapper(io.BytesIO("Как тебя зовут?\n".encode()))
+    stdin = io.TextIOWrapper(io.BytesIO(b"Line one\nline two \r\n"))
     monkeypatch.setattr(sys, "stdin", stdin)
-    assert run_main("-").status == 0
-    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Как тебя зовут?\n"}]
+    assert run_main("-").status == 0  # without the line break that ends it, and nothing more
+    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Line one\nline two "}]
+
+
+def test_several_words_are_one_prompt(run_main, fake: FakeClient) -> None:
+    assert run_main("Why", "is", "the sky", "blue?").status == 0
+    assert fake.calls[0]["messages"] == [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 def test_system_message_comes_before_the_user_message(run_main, fake: FakeClient) -> None:
@@ -107,7 +114,7 @@ def test_api_key_never_appears_in_an_error(run_main, fake: FakeClient, monkeypat
     result = run_main(*key_args)
     assert result.status == 1
     assert "sk-secret-1234" not in result.out + result.err
-    assert result.err == "error: g4f's automatic choice: RuntimeError: 401: bad key ***\n"
+    assert result.err == "error: g4f's automatic choice: RuntimeError: 401: bad key ***\n" + HINT
 
 
 def test_base_url_without_provider_means_a_custom_provider(run_main, fake: FakeClient) -> None:
@@ -133,7 +140,7 @@ def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
     fake.scripts = [[stall]]
     result = run_main("--timeout", "0.2")
     assert (result.status, result.out) == (1, FINAL + "\n")
-    assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n"
+    assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n" + HINT
 
 
 def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
@@ -148,7 +155,7 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
     result = run_main()
     assert (result.status, result.err) == (
         1,
-        "error: g4f's automatic choice: the stream ended without any answer text\n",
+        "error: g4f's automatic choice: the stream ended without any answer text\n" + HINT,
     )
 
 
@@ -160,10 +167,11 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
     [
         (["   "], "the prompt is empty: '   '"),
         ([""], "the prompt is empty: ''"),
-        (["--timeout", "-1"], "argument --timeout: must be a positive number of seconds, got '-1'"),
-        (["--timeout", "soon"], "argument --timeout: must be a positive number of seconds, got 'soon'"),
-        (["--timeout", "0"], "argument --timeout: must be a positive number of seconds, got '0'"),
-        (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got 'nan'"),
+        (["--timeout", "-1"], "argument --timeout: must be a positive number of seconds, got -1.0"),
+        (["--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
+        (["--timeout", "0"], "argument --timeout: must be a positive number of seconds, got 0.0"),
+        (["--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got nan"),
+        (["--timeout", "inf"], "argument --timeout: must be a positive number of seconds, got inf"),
         (["--base-url", "ftp://example.org"], "argument --base-url: not an http(s) URL: 'ftp://example.org'"),
         (["--base-url", "http://"], "argument --base-url: not an http(s) URL: 'http://'"),
         (
@@ -235,21 +243,26 @@ def test_hide_reasoning_drops_it(run_main, fake: FakeClient) -> None:
     assert (result.out, result.err) == ("Hello" + FINAL + "Hello\n", "")
 
 
-def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(monkeypatch) -> None:
-    import messages_stream
-
+def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(
+    run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setattr(sys, "stderr", Tty())
-    assert messages_stream.dim("x") == "\x1b[2mx\x1b[0m"
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert messages_stream.dim("x") == "x"
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    monkeypatch.delenv("NO_COLOR")
-    assert messages_stream.dim("x") == "x"
+    fake.scripts = [[Reasoning("Thinking"), "Hello"]]
+    for stderr, no_color, shown in [
+        (Tty(), None, "\x1b[2mThinking\x1b[0m"),
+        (Tty(), "1", "Thinking"),
+        (io.StringIO(), None, "Thinking"),
+    ]:
+        monkeypatch.setattr(sys, "stderr", stderr)
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", no_color)
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        assert run_main().status == 0
+        assert stderr.getvalue() == shown
 
 
 def test_providers_are_tried_in_order_until_one_answers(run_main, fake: FakeClient) -> None:

@@ -261,7 +261,7 @@ def test_three_turns_send_the_conversation_and_store_each_turn(run_script, serve
     turns = [("-c", "first", b""), ("--conversation", "второй 👋", b""), ("-c", "-", "третий\n".encode())]
     for flag, prompt, stdin in turns:
         result = run_script("--base-url", server.url("echo"), flag, str(chat), prompt, stdin=stdin)
-        prompt = stdin.decode() if prompt == "-" else prompt
+        prompt = stdin.decode().removesuffix("\n") if prompt == "-" else prompt  # as the script reads it
         assert (result.status, result.err) == (0, "")
         sent += [{"role": "user", "content": prompt}]
         assert json.loads(answer(result)) == sent  # what the server received
