@@ -23,6 +23,17 @@ def no_traceback(err: str) -> None:
     assert "Exception ignored" not in err
 
 
+def ctrl_c(proc: subprocess.Popen[bytes]) -> tuple[str, str, float]:
+    """Send SIGINT; stdout, stderr and how long the script took to exit."""
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    return out.decode(), err.decode(), time.monotonic() - started
+
+
 def test_runs_under_the_backend_it_claims(backend: str, tmp_path) -> None:
     code = "import g4f.requests as r; print(r.has_curl_cffi)"
     env = script_env(tmp_path, backend)
@@ -161,16 +172,9 @@ def test_ctrl_c_mid_stream(start_script, server: OpenAIServer, sigint_reaches_ch
     proc = start_script("--base-url", server.url("stall-after-2"))
     assert proc.stdout is not None
     assert proc.stdout.read(len("Hello there")) == b"Hello there"
-    proc.send_signal(signal.SIGINT)
-    started = time.monotonic()
-    try:
-        out, err = proc.communicate(timeout=10)
-    finally:
-        proc.kill()
-    assert time.monotonic() - started < 3
-    assert proc.returncode == 130
-    assert out.decode() == FINAL + "Hello there\n"
-    assert err.decode() == "interrupted\n"
+    out, err, took = ctrl_c(proc)
+    assert took < 3
+    assert (proc.returncode, out, err) == (130, FINAL + "Hello there\n", "interrupted\n")
 
 
 def test_reader_that_closes_early_gets_no_noise(start_script, server: OpenAIServer) -> None:
@@ -283,17 +287,6 @@ def test_a_reader_slower_than_the_timeout_gets_every_delta(start_script, server:
     streamed, final = out.decode().split(FINAL)
     assert streamed == "d" * 1024 * 300 + "END"
     assert final == streamed + "\n"
-
-
-def ctrl_c(proc: subprocess.Popen[bytes]) -> tuple[str, str, float]:
-    """Send SIGINT; stdout, stderr and how long the script took to exit."""
-    proc.send_signal(signal.SIGINT)
-    started = time.monotonic()
-    try:
-        out, err = proc.communicate(timeout=10)
-    finally:
-        proc.kill()
-    return out.decode(), err.decode(), time.monotonic() - started
 
 
 def test_ctrl_c_while_stdin_is_read(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
