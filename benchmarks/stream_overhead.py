@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -139,24 +139,36 @@ def median_difference(minuends: Sequence[float], subtrahends: Sequence[float]) -
 # ---- 1. the loops alone ----------------------------------------------------------------
 
 
-def loops_alone(sizes: list[int], chars: int, repeats: int) -> dict[int, tuple[float, float, float]]:
+class Loops(NamedTuple):
+    """The loops alone at one size: CPU µs per chunk, and paired medians."""
+
+    doc: float  # the documentation's loop
+    script: float  # the script's main()
+    ratio: float  # script / doc
+    extra: float  # script - doc
+
+
+def loops_alone(sizes: list[int], chars: int, repeats: int) -> dict[int, Loops]:
     """For each size: CPU µs per chunk of the documentation's loop and of the script's
-    main() over prebuilt chunks, and the median of their paired ratios."""
+    main() over prebuilt chunks, in a child without pydantic."""
     runs = consume(env_for("aiohttp"), kind="loops_alone", sizes=sizes, chars=chars, repeats=repeats)
     figures = {}
     for size in sizes:
         doc, script = runs[str(size)]["doc"], runs[str(size)]["script"]
-        figures[size] = statistics.median(doc), statistics.median(script), median_ratio(script, doc)
+        median = statistics.median
+        figures[size] = Loops(
+            median(doc), median(script), median_ratio(script, doc), median_difference(script, doc)
+        )
     return figures
 
 
 def print_headline(chunks: int, repeats: int) -> None:
     """The figure that resolves the script's own cost, first."""
-    doc, script, ratio = loops_alone([chunks], 1, repeats)[chunks]
+    loops = loops_alone([chunks], 1, repeats)[chunks]
     print("The script's own cost: its main() against the documentation's loop over prebuilt g4f chunks")
     print(f"(no network, no parsing; {chunks:,} one-character chunks, {repeats} paired repeats):")
-    print(f"  documentation's loop {doc:.2f}, this script {script:.2f} CPU µs/chunk:", end=" ")
-    print(f"{ratio:.3f}x (median of paired ratios), {script - doc:+.2f} µs a chunk, whatever the provider\n")
+    print(f"  documentation's loop {loops.doc:.2f}, this script {loops.script:.2f} CPU µs/chunk:", end=" ")
+    print(f"{loops.ratio:.3f}x, {loops.extra:+.2f} µs a chunk (paired medians), whatever the provider\n")
 
 
 # ---- 2. per backend --------------------------------------------------------------------
@@ -385,11 +397,11 @@ def fresh_runs(
 class Scaling:
     """The scaling section's figures: medians by size, then variant, then figure (as
     consume.one_run names them); the peak memory of a one-line answer by variant; the
-    loops alone by size (doc loop, script, median of paired ratios)."""
+    loops alone by size."""
 
     medians: dict[int, dict[str, dict[str, float]]]
     baseline_kib: dict[str, float]
-    loops: dict[int, tuple[float, float, float]]
+    loops: dict[int, Loops]
 
     def cpu(self, size: int, name: str) -> float:
         """CPU µs per chunk."""
@@ -435,8 +447,8 @@ def print_scaling(deltas: DeltaServer, sizes: list[int], repeats: int) -> None:
     print(f"  {'chunks':>8}  {'loops alone, µs/chunk: doc loop':>32}{'script':>8}{'ratio':>7}", end="")
     print(f"  {'peak MiB: bare g4f':>19}{'script':>8}")
     for size in sizes:
-        doc, script, ratio = figures.loops[size]
-        print(f"  {size:>8,}  {doc:>32.2f}{script:>8.2f}{ratio:>7.3f}", end="")
+        loops = figures.loops[size]
+        print(f"  {size:>8,}  {loops.doc:>32.2f}{loops.script:>8.2f}{loops.ratio:>7.3f}", end="")
         print(f"  {figures.peak_mib(size, 'bare g4f'):>19.1f}{figures.peak_mib(size, 'this script'):>8.1f}")
     print_copy_cost(figures, sizes)
 
