@@ -56,19 +56,20 @@ class Idle:
 
     def __init__(self, timeout: float) -> None:
         self.timeout, self.loop = timeout, asyncio.get_running_loop()
-        self.deadline, self.cancels, self.fired = math.inf, 0, False
+        self.waiting, self.cancels, self.fired, self.base = False, 0, False, 0
         self.handle: asyncio.TimerHandle | None = None
         self.task: Any = None
 
     def __enter__(self) -> None:
         self.task = asyncio.current_task()
-        self.deadline = self.loop.time() + self.timeout
+        self.base = self.task.cancelling()  # cancels asked for before this wait
+        self.deadline, self.waiting = self.loop.time() + self.timeout, True
         if self.handle is None:
             self.handle = self.loop.call_later(self.TICK, self._tick)
 
     def _tick(self) -> None:
         self.handle = None
-        if self.deadline == math.inf:
+        if not self.waiting:
             return  # no wait in progress: stop ticking until the next one
         self.fired = self.fired or self.loop.time() >= self.deadline
         if self.fired or self.task.cancelling():
@@ -77,24 +78,27 @@ class Idle:
         self.handle = self.loop.call_later(self.TICK, self._tick)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self.deadline = math.inf
-        if kind is None and not self.cancels:
+        self.waiting = False
+        if kind is None and not self.cancels and self.task.cancelling() <= self.base:
             return  # the usual way out: a chunk, on time
         for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
             self.task.uncancel()
         fired, self.cancels, self.fired = self.fired, 0, False
-        if self.task.cancelling():  # cancelled from outside: that goes on, even if swallowed or converted
-            if kind is not asyncio.CancelledError:
-                raise asyncio.CancelledError
+        if self.task.cancelling() > self.base or (self.task.cancelling() and kind is not None):
+            if kind is not asyncio.CancelledError:  # cancelled from outside: that goes on, even
+                raise asyncio.CancelledError  # if the provider swallowed it or turned it into another
         elif fired:
             raise TimeoutError(f"no delta within {self.timeout:g}s") from exc
+        elif kind is asyncio.CancelledError:  # the provider's own, not ours: a failure like any other
+            raise ConnectionError("the provider's stream was cancelled") from exc
 
 
 def one_line(exc: BaseException, secret: str | None) -> str:
-    """An exception as one line, with the secret masked."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    text = re.sub(r"(Error \d+: )\1+", r"\1", text)  # g4f can say "Error 400: Error 400: ..."
-    return text.replace(secret, "***") if secret else text
+    """An exception as one line, with the secret masked (also as a server may quote it: trimmed)."""
+    text = f"{type(exc).__name__}: {exc}"
+    for part in filter(None, {secret, (secret or "").strip()}):
+        text = text.replace(part, "***")
+    return re.sub(r"(Error \d+: )\1+", r"\1", " ".join(text.split()))  # g4f: "Error 400: Error 400: "
 
 
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
@@ -118,8 +122,19 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
         self.client, self.providers, self.timeout, self.api_key = client, providers, timeout, api_key
         self.request, self.provider, self.failures = request, None, list[str]()
         self.first_delta = 0.0  # time.perf_counter() when the first delta arrived
+        self.chunks: Any = None
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> Any:  # like create(stream=True): one async generator, made once
+        self.chunks = self.chunks or self.stream()
+        return self.chunks
+
+    def __anext__(self) -> Any:
+        return self.__aiter__().__anext__()
+
+    def aclose(self) -> Any:
+        return self.__aiter__().aclose()
+
+    async def stream(self) -> AsyncIterator[Any]:
         idle, cause = Idle(self.timeout), None
         for spec in self.providers:
             provider, stream, shown, answered = spec, None, False, False
@@ -137,10 +152,10 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                         chunk = await anext(stream)
                     if not answered and chunk.choices:  # until the answer starts: has it?
                         delta = chunk.choices[0].delta
-                        if delta.content or delta.reasoning:
+                        if delta.content or delta.reasoning or delta.tool_calls:
                             if not shown:
                                 self.provider, self.first_delta, shown = spec, time.perf_counter(), True
-                            answered = bool(delta.content)
+                            answered = bool(delta.content or delta.tool_calls)
                     yield chunk
             except StopAsyncIteration:
                 if answered:

@@ -18,7 +18,7 @@ from typing import Any
 import g4f.client
 import pytest
 from g4f.client.stubs import ChatCompletionChunk, UsageModel
-from g4f.providers.response import FinishReason, Reasoning, Sources
+from g4f.providers.response import FinishReason, Reasoning, Sources, ToolCalls
 from g4f.tools.run_tools import caculate_prompt_tokens
 
 import messages_stream
@@ -34,7 +34,7 @@ BACKENDS = ["aiohttp", "curl_cffi"]
 
 
 def chunk(content: Any = None, finish: str | None = None, usage: Any = None) -> Any:
-    """A chunk built with g4f's own classes; content may be a str, a Reasoning or Sources."""
+    """A chunk built with g4f's own classes; content may be a str, Reasoning, Sources or ToolCalls."""
     made = ChatCompletionChunk.model_construct(content, finish, "fake", 0, usage=usage)
     made.provider, made.model = "FakeProvider", "fake-model"
     return made
@@ -116,7 +116,7 @@ class FakeClient:
                 reported = item
             elif isinstance(item, FinishReason):
                 finish = item.reason
-            elif isinstance(item, (str, Reasoning, Sources)):
+            elif isinstance(item, (str, Reasoning, Sources, ToolCalls)):
                 texts += [str(item)] if isinstance(item, str) else []
                 yield chunk(item)
             else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+import math
 import time
 import types
 from typing import Any
 
 import pytest
-from g4f.providers.response import Reasoning
+from g4f.providers.response import Reasoning, ToolCalls
 
 import messages_stream
 from messages_stream import StreamError, resilient_stream
@@ -181,6 +183,95 @@ def test_streams_under_gather_keep_their_own_timeouts(fake: FakeClient) -> None:
     assert alive_at >= 0.6
 
 
+def test_an_outside_cancel_swallowed_just_before_a_chunk_is_not_lost(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", swallow, "lo.", "more"]]
+
+    async def bot() -> str:
+        async for item in resilient_stream(fake, timeout=60):
+            if str(item.choices[0].delta.content).endswith("."):
+                break  # the first sentence is enough
+        await asyncio.sleep(0.5)
+        return "went on"
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(bot())
+        await asyncio.sleep(0.1)  # the provider is in `swallow`
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_error_of_the_providers_own_is_a_failure_like_any_other(fake: FakeClient) -> None:
+    async def its_own_future_cancelled() -> None:  # as when its HTTP session closes under it
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, future.cancel)
+        await future
+
+    fake.scripts = [[its_own_future_cancelled], ["Hi"]]
+    stream = resilient_stream(fake, providers=["A", "B"], timeout=5)
+    assert outcome(stream) == ("Hi", None, [])
+    assert stream.failures == ["A: ConnectionError: the provider's stream was cancelled"]
+
+
+def test_an_infinite_timeout_still_lets_a_cancel_through(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", swallow_one]]
+
+    async def scenario() -> float:
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=math.inf)))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1
+
+
+# ---- like the stream create() returns ---------------------------------------------------
+
+
+class StuckOnClose:
+    """A client whose stream, once closed, waits on, as curl_cffi's close awaits the
+    end of a transfer that a stalled server never ends."""
+
+    def __init__(self) -> None:
+        self.chat = types.SimpleNamespace(completions=types.SimpleNamespace(create=self.create))
+
+    async def create(self, **kwargs: Any) -> Any:
+        try:
+            yield chunk("Hi")
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(3600)
+
+
+def test_it_is_an_async_iterator_with_aclose(fake: FakeClient) -> None:
+    async def scenario() -> None:
+        stream = resilient_stream(fake)
+        first = await anext(stream)
+        assert first.choices[0].delta.content == "Hello"
+        async with contextlib.aclosing(stream):
+            assert [str(c.choices[0].delta.content) async for c in stream][:2] == [" there", "!"]
+        assert [c async for c in stream] == []  # one stream, not a second request
+        assert len(fake.calls) == 1
+
+    asyncio.run(scenario())
+
+
+def test_closing_a_stream_early_is_bounded_by_the_timeout() -> None:
+    async def scenario() -> float:
+        stream = resilient_stream(StuckOnClose(), timeout=0.3)
+        assert (await anext(stream)).choices[0].delta.content == "Hi"
+        started = time.monotonic()
+        await stream.aclose()  # what `break` leads to, through the async generator finalizer
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1.5
+
+
 # ---- fallback, and what counts as an answer ---------------------------------------------
 
 
@@ -217,6 +308,22 @@ def test_reasoning_then_the_end_is_a_failure_and_no_fallback(fake: FakeClient) -
     assert len(fake.calls) == 1  # its reasoning was shown: another provider's answer would not follow it
 
 
+def test_a_tool_call_is_an_answer(fake: FakeClient) -> None:
+    call = {"id": "1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    fake.scripts = [[ToolCalls([call])], ["never"]]
+    stream = resilient_stream(fake, providers=["A", "B"], tools=[{"type": "function"}])
+
+    async def calls() -> list[str]:
+        return [
+            c.choices[0].delta.tool_calls[0].function.name
+            async for c in stream
+            if c.choices[0].delta.tool_calls
+        ]
+
+    assert asyncio.run(calls()) == ["get_weather"]
+    assert (len(fake.calls), stream.provider, stream.failures) == (1, "A", [])
+
+
 def test_a_stream_with_no_delta_at_all_falls_back(fake: FakeClient) -> None:
     fake.scripts = [[chunk(None)], ["Hi"]]
     stream = resilient_stream(fake, providers=["A", "B"])
@@ -235,6 +342,14 @@ def test_every_provider_failing_names_each_masks_the_key_and_keeps_the_cause(fak
         "http://127.0.0.1:1/v1: RuntimeError: 401: key *** refused",
     )
     assert caught.value.__cause__ is last
+
+
+@pytest.mark.parametrize("key", ["sk-secret-77\n", "sk-secret  77"], ids=["trailing newline", "two spaces"])
+def test_a_key_with_white_space_is_masked_too(fake: FakeClient, key: str) -> None:
+    fake.scripts = [[RuntimeError(f"bad key 'Bearer {key.strip()}', or {key!s}")]]
+    stream = resilient_stream(fake, api_key=key)
+    error = outcome(stream)[1]
+    assert error is not None and "secret" not in error and "***" in error
 
 
 def test_a_url_is_g4f_custom_provider_with_the_model_given(fake: FakeClient) -> None:
