@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -45,42 +46,38 @@ class StreamError(Exception):
 
 
 class Idle:
-    """`with idle:` around each wait on the provider: past the deadline it cancels the task,
-    again and again until the wait lets go (level-triggered, like an AnyIO cancel scope), then
-    raises TimeoutError. A task cancelled from outside (Ctrl-C) is pushed on the same way.
+    """`with idle:` around the waits on a provider: while it waits and the deadline has passed,
+    the task is cancelled again and again until the wait lets go (level-triggered, like an
+    AnyIO cancel scope), then TimeoutError is raised; a cancel from outside (Ctrl-C) is pushed
+    through the same way. The caller's time between chunks is not counted: `waiting` is off.
     Why: under curl_cffi, g4f closes a stream by awaiting the end of the transfer, which
     swallows one cancel, so asyncio.timeout (a single cancel) hangs on a stalled stream.
     anyio.CancelScope works too, but a plain `pip install g4f` lacks anyio."""
 
-    TICK = 0.05  # how often a stalled wait is checked: no timer per chunk
+    TICK = 0.05  # how often a wait is checked: no timer per chunk
 
     def __init__(self, timeout: float) -> None:
         self.timeout, self.loop = timeout, asyncio.get_running_loop()
-        self.waiting, self.cancels, self.fired, self.base = False, 0, False, 0
-        self.handle: asyncio.TimerHandle | None = None
+        self.waiting, self.cancels, self.fired = False, 0, False
         self.task: Any = None
 
     def __enter__(self) -> None:
         self.task = asyncio.current_task()
-        self.base = self.task.cancelling()  # cancels asked for before this wait
+        self.base = self.task.cancelling()  # cancels asked for before: not ours to judge
         self.deadline, self.waiting = self.loop.time() + self.timeout, True
-        if self.handle is None:
-            self.handle = self.loop.call_later(self.TICK, self._tick)
+        self.handle = self.loop.call_later(self.TICK, self.tick)
 
-    def _tick(self) -> None:
-        self.handle = None
-        if not self.waiting:
-            return  # no wait in progress: stop ticking until the next one
-        self.fired = self.fired or self.loop.time() >= self.deadline
-        if self.fired or self.task.cancelling():
-            self.cancels += 1
-            self.task.cancel()
-        self.handle = self.loop.call_later(self.TICK, self._tick)
+    def tick(self) -> None:
+        if self.waiting:
+            self.fired = self.fired or self.loop.time() >= self.deadline
+            if self.fired or self.task.cancelling():
+                self.cancels += 1
+                self.task.cancel()
+        self.handle = self.loop.call_later(self.TICK, self.tick)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.handle.cancel()
         self.waiting = False
-        if kind is None and not self.cancels and self.task.cancelling() <= self.base:
-            return  # the usual way out: a chunk, on time
         for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
             self.task.uncancel()
         fired, self.cancels, self.fired = self.fired, 0, False
@@ -147,17 +144,20 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 provider = create_custom_provider(spec, self.api_key, name="Custom", models=[model])
             try:
                 stream = self.client.chat.completions.create(provider=provider, stream=True, **self.request)
-                while True:
-                    with idle:
-                        chunk = await anext(stream)
-                    if not answered and chunk.choices:  # until the answer starts: has it?
-                        delta = chunk.choices[0].delta
-                        if delta.content or delta.reasoning or delta.tool_calls:
-                            if not shown:
-                                self.provider, self.first_delta, shown = spec, time.perf_counter(), True
-                            answered = bool(delta.content or delta.tool_calls)
-                    yield chunk
-            except StopAsyncIteration:
+                with idle:
+                    cancelling, base, clock = idle.task.cancelling, idle.base, idle.loop.time  # locals: quick
+                    async for chunk in stream:
+                        if cancelling() > base:
+                            break  # a cancel (ours or not) that the provider swallowed: Idle raises it
+                        if not answered and chunk.choices:  # until the answer starts: has it?
+                            delta = chunk.choices[0].delta
+                            if delta.content or delta.reasoning or delta.tool_calls:
+                                if not shown:
+                                    self.provider, self.first_delta, shown = spec, time.perf_counter(), True
+                                answered = bool(delta.content or delta.tool_calls)
+                        idle.waiting = False  # the caller's time, until it asks for the next chunk
+                        yield chunk
+                        idle.deadline, idle.waiting = clock() + self.timeout, True
                 if answered:
                     return
                 failure = "the stream ended without any answer text"
@@ -178,8 +178,6 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 
 DEFAULT_PROMPT = "Say hello there!"
 ROLES = ("system", "user", "assistant")
-LOCKS: list[Any] = []  # the -c files this run holds, until it ends
-HINT = "README: Try it without a network"
 
 
 class Parser(argparse.ArgumentParser):
@@ -190,7 +188,7 @@ class Parser(argparse.ArgumentParser):
 
 def masked(text: str) -> str:
     """`text` with the user name and password of any URL in it as ***."""
-    return re.sub(r"(^|//)[^/\s]*@", r"\1***@", text)
+    return re.sub(r"(^|//)[^@\s]*@", r"\1***@", text)
 
 
 def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -200,8 +198,10 @@ def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
         parts = urlsplit(value)
         if parts.scheme in schemes and parts.hostname and (parts.port or not proxy):
             return value
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad URL {masked(value)!r}: {exc}") from None
+    except ValueError as exc:  # its words may quote a password: then they are left out
+        raise argparse.ArgumentTypeError(
+            f"bad URL {masked(value)!r}" + f": {exc}" * ("@" not in value)
+        ) from None
     raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
 
 
@@ -215,12 +215,15 @@ def read_stdin() -> str:
         signal.signal(signal.SIGINT, handler)
 
 
-def read_conversation(path: str) -> list[Any]:
-    """The messages in `path` ([] before the first turn), held until this run ends: a second
-    run at once fails before it sends anything, as a turn it stored would have been asked
-    without this run's. The lock (os.lockf, POSIX) is dropped however the process ends."""
-    LOCKS.append(open(f"{path}.lock", "a"))  # noqa: SIM115 - held, never written
-    os.lockf(LOCKS[-1].fileno(), os.F_TLOCK, 0)  # BlockingIOError: another run holds it
+def read_conversation(args: argparse.Namespace) -> list[Any]:
+    """The messages in the -c file ([] before the first turn), which this run holds while
+    `args` lives: a second run at once fails before it sends anything, as a turn it stored
+    would have been asked without this run's. flock (POSIX) is dropped however a run ends."""
+    import fcntl  # here: on Windows, -c alone is refused
+
+    path = args.conversation = os.path.realpath(args.conversation)  # a link: the file it names
+    args.lock = open(f"{path}.lock", "a")  # noqa: SIM115 - held, never written
+    fcntl.flock(args.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: another run holds it
     with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as file:
         messages = json.load(file)
         if not isinstance(messages, list):
@@ -233,15 +236,20 @@ def read_conversation(path: str) -> list[Any]:
 
 
 def save_conversation(path: str, messages: list[Any]) -> None:
-    """Replace `path` whole or not at all: a file beside it, with its permissions before any
-    text, on disk, then renamed over it."""
-    with open(f"{path}.tmp", "w", encoding="utf-8") as file:
+    """Replace `path` whole or not at all: a new file beside it (never a link that was there),
+    with its permissions before any text, on disk, then renamed over it."""
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path))
+    try:
         with contextlib.suppress(FileNotFoundError):
-            shutil.copymode(path, file.name)
-        json.dump(messages, file, ensure_ascii=False)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(file.name, path)
+            shutil.copymode(path, temp)
+        with open(fd, "w", encoding="utf-8") as file:
+            json.dump(messages, file, ensure_ascii=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        os.unlink(temp)
+        raise OSError(f"could not save {path}: {exc}") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -296,10 +304,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
     try:
-        args.history = read_conversation(args.conversation) if args.conversation else []
+        args.history = read_conversation(args) if args.conversation else []
     except BlockingIOError:
         parser.exit(1, f"error: {args.conversation} is in use by another run\n")
-    except (OSError, ValueError, AttributeError) as exc:  # AttributeError: no os.lockf (Windows)
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: no fcntl (Windows)
         parser.error(f"argument -c/--conversation: {args.conversation}: {exc}")
     return args
 
@@ -372,10 +380,8 @@ async def main(argv: list[str] | None = None) -> int:
         via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
         print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)
         if None in providers and not parts:  # the default failed, offline perhaps: what else to try
-            print(
-                f"hint: name a provider with -p, or point --base-url at a server you run ({HINT})",
-                file=sys.stderr,
-            )
+            hint = "name a provider with -p, or point --base-url at a server you run"
+            print(f"hint: {hint} (README: Try it without a network)", file=sys.stderr)
         return 1
     finally:
         print("\n\nFinal accumulated text:", "".join(parts), flush=True)

@@ -389,3 +389,38 @@ def test_the_core_block_runs_alone(fake: FakeClient) -> None:
     with pytest.raises(module.StreamError):
         asyncio.run(collect(module.resilient_stream(fake)))
     assert module.StreamError is not messages_stream.StreamError
+
+
+# ---- what a long-running bot would notice ------------------------------------------------
+
+
+def test_no_timer_is_left_running_after_a_stream(fake: FakeClient) -> None:
+    async def scenario() -> list[Any]:
+        for _ in range(3):
+            assert await collect(resilient_stream(fake, timeout=5)) == "Hello there!"
+        await asyncio.sleep(0.2)  # a tick or two later
+        return [h for h in asyncio.get_running_loop()._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_caller_cancelled_between_chunks_leaves_no_error_behind(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", pause(5), "lo"]]
+    errors: list[Any] = []
+
+    async def bot() -> None:
+        async for item in resilient_stream(fake, timeout=60):
+            if item.choices and item.choices[0].delta.content:
+                await asyncio.sleep(5)  # its own slow work, where the cancel lands
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        task = asyncio.ensure_future(bot())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the stream is closed by the event loop, in a task of its own
+
+    asyncio.run(scenario())
+    assert errors == []
