@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["g4f>=8.8.6", "aiohttp_socks>=0.8"]
+# dependencies = ["g4f>=7.7.7", "aiohttp_socks>=0.8"]
 # ///
 """Stream a chat completion with g4f, printing each piece of the answer as it arrives.
 
@@ -236,8 +236,8 @@ def read_conversation(args: argparse.Namespace) -> list[Any]:
 
 
 def save_conversation(path: str, messages: list[Any]) -> None:
-    """Replace `path` whole or not at all: a new file beside it (never a link that was there),
-    with its permissions before any text, on disk, then renamed over it."""
+    """Replace `path` whole or not at all: a new file beside it (private, never a link that was
+    there), given the file's permissions, written to disk, then renamed over it."""
     fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path))
     try:
         with contextlib.suppress(FileNotFoundError):
@@ -401,8 +401,7 @@ def run() -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the signal docs say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         return 1
     except OSError as exc:  # saving the conversation: the disk is full, ...
         print(f"error: {exc}", file=sys.stderr)

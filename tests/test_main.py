@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 import time
+from typing import Any
 
 import pytest
 from g4f.providers.response import FinishReason, Reasoning, Sources
@@ -346,3 +347,27 @@ def test_verbose_shows_a_finish_reason_other_than_g4f_default(run_main, fake: Fa
     fake.calls.clear()
     fake.scripts = [["Hello", FinishReason("length")]]
     assert "finish reason: length\n" in run_main("-v").err
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o644, 0o444])
+def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeypatch, mode: int) -> None:
+    import json
+    import os
+
+    import messages_stream
+
+    path = tmp_path / "chat.json"
+    path.write_text("[]")
+    path.chmod(mode)
+    modes: list[int] = []
+    real_dump = json.dump
+
+    def dump(messages: Any, file: Any, **kwargs: Any) -> None:
+        modes.append(os.stat(file.fileno()).st_mode & 0o777)  # the moment the text is written
+        real_dump(messages, file, **kwargs)
+
+    monkeypatch.setattr(messages_stream.json, "dump", dump)
+    messages_stream.save_conversation(str(path), [{"role": "user", "content": "private"}])
+    assert len(modes) == 1 and modes[0] & ~mode & 0o077 == 0  # no one else could read it meanwhile
+    assert path.stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]
