@@ -369,13 +369,13 @@ async def main(argv: list[str] | None = None) -> int:
     started, chunk = time.perf_counter(), None
     try:
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
-                reasoning = chunk.choices[0].delta.reasoning  # dimmed on a terminal
-                print(f"\x1b[2m{reasoning}\x1b[0m" if dim else reasoning, end="", flush=True, file=sys.stderr)
             if chunk.choices and chunk.choices[0].delta.content:
                 content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
                 parts.append(content)
                 print(content, end="", flush=True)
+            elif chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
+                reasoning = chunk.choices[0].delta.reasoning  # to stderr, dimmed on a terminal
+                print(f"\x1b[2m{reasoning}\x1b[0m" if dim else reasoning, end="", flush=True, file=sys.stderr)
     except StreamError as exc:
         via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
         print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)

@@ -333,15 +333,17 @@ def print_backend(
 
 
 def print_decision(flush: dict[str, dict[str, float]]) -> None:
-    """The rule for adopting the coalesced flush in the script: both conditions."""
+    """The rule for adopting the coalesced flush in the script: both conditions are needed, and
+    not enough. The script keeps print(flush=True): see the README's Performance section."""
     cuts = all(figures["share"] >= 0.10 for figures in flush.values())
     prompt = all(figures["latency"] <= 1.0 for figures in flush.values())
     shares = ", ".join(f"{backend} {figures['share']:.1%}" for backend, figures in flush.items())
     delays = ", ".join(f"{backend} {figures['latency']:.2f} ms" for backend, figures in flush.items())
-    print("Coalesced flush, the rule for adopting it in the script (both must hold):")
+    print("Coalesced flush, the rule for adopting it in the script (both must hold, and may not suffice):")
     print(f"  cuts this script's CPU per chunk by at least 10%: {shares} -> {'yes' if cuts else 'no'}")
     print(f"  a delta still reaches stdout within 1 ms: {delays} -> {'yes' if prompt else 'no'}")
-    print(f"  adopt: {'yes' if cuts and prompt else 'no'}")
+    verdict = "yes" if cuts and prompt else "no"
+    print(f"  both hold: {verdict} (the script keeps print(flush=True): the README says why)")
     bursts = ", ".join(
         f"{backend} {f['burst']:.2f} ms (not {f['burst print']:.2f})" for backend, f in flush.items()
     )
