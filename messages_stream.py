@@ -60,27 +60,38 @@ class Idle:
         self.timeout, self.loop = timeout, asyncio.get_running_loop()
         self.waiting, self.cancels, self.fired = False, 0, False
         self.task: Any = None
+        self.handle: asyncio.TimerHandle | None = None
 
     def __enter__(self) -> None:
-        self.task = asyncio.current_task()
-        self.base = self.task.cancelling()  # cancels asked for before: not ours to judge
+        self.task = None
+        self.wait()
+
+    def wait(self) -> None:
+        """A wait on the provider starts, perhaps in another task than the last: time it."""
+        if (task := asyncio.current_task(self.loop)) is not self.task:
+            self.task, self.base = task, task.cancelling()  # type: ignore[union-attr]
         self.deadline, self.waiting = self.loop.time() + self.timeout, True
-        self.handle = self.loop.call_later(self.TICK, self.tick)
+        if self.handle is None:
+            self.handle = self.loop.call_later(self.TICK, self.tick)
 
     def tick(self) -> None:
-        if self.waiting:
+        self.handle = None
+        if self.waiting:  # else no timer runs until the next wait
             self.fired = self.fired or self.loop.time() >= self.deadline
             if self.fired or self.task.cancelling():
                 self.cancels += 1
                 self.task.cancel()
-        self.handle = self.loop.call_later(self.TICK, self.tick)
+            self.handle = self.loop.call_later(self.TICK, self.tick)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self.handle.cancel()
-        self.waiting = False
+        if self.handle:
+            self.handle.cancel()
+        self.waiting, self.handle = False, None
         for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
             self.task.uncancel()
         fired, self.cancels, self.fired = self.fired, 0, False
+        if kind is GeneratorExit:
+            return  # the caller closed the stream, perhaps from another task: nothing to judge
         if self.task.cancelling() > self.base or (self.task.cancelling() and kind is not None):
             if kind is not asyncio.CancelledError:  # cancelled from outside: that goes on, even
                 raise asyncio.CancelledError  # if the provider swallowed it or turned it into another
@@ -145,9 +156,8 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
             try:
                 stream = self.client.chat.completions.create(provider=provider, stream=True, **self.request)
                 with idle:
-                    cancelling, base, clock = idle.task.cancelling, idle.base, idle.loop.time  # locals: quick
                     async for chunk in stream:
-                        if cancelling() > base:
+                        if idle.task.cancelling() > idle.base:
                             break  # a cancel (ours or not) that the provider swallowed: Idle raises it
                         if not answered and chunk.choices:  # until the answer starts: has it?
                             delta = chunk.choices[0].delta
@@ -157,7 +167,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                                 answered = bool(delta.content or delta.tool_calls)
                         idle.waiting = False  # the caller's time, until it asks for the next chunk
                         yield chunk
-                        idle.deadline, idle.waiting = clock() + self.timeout, True
+                        idle.wait()
                 if answered:
                     return
                 failure = "the stream ended without any answer text"

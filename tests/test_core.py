@@ -424,3 +424,58 @@ def test_a_caller_cancelled_between_chunks_leaves_no_error_behind(fake: FakeClie
 
     asyncio.run(scenario())
     assert errors == []
+
+
+def test_a_wait_in_another_task_is_timed_there_and_cancels_nothing_else(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", stall]]
+
+    async def scenario() -> tuple[Any, float, int]:
+        stream = resilient_stream(fake, timeout=0.3)
+        assert (await anext(stream)).choices[0].delta.content == "Hel"  # in this task
+        started, hits = time.monotonic(), 0
+        reader = asyncio.ensure_future(anext(stream))  # the next wait, in a task of its own
+        while not reader.done() and time.monotonic() - started < 2:
+            try:
+                await asyncio.sleep(0.05)  # this task's own work meanwhile
+            except asyncio.CancelledError:
+                hits += 1
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        error = reader.exception() if reader.done() else None
+        return error, time.monotonic() - started, hits
+
+    error, took, hits = asyncio.run(scenario())
+    assert isinstance(error, StreamError) and "no delta within 0.3s" in error.args[0]
+    assert took < 1 and hits == 0
+
+
+def test_closing_from_another_task_after_the_reader_was_cancelled_is_clean(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", "lo"]]
+
+    async def scenario() -> None:
+        stream = resilient_stream(fake, timeout=5)
+
+        async def worker() -> None:
+            async for _ in stream:
+                await asyncio.sleep(10)  # its own time, where the cancel lands
+
+        task = asyncio.ensure_future(worker())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stream.aclose()  # a supervisor closes it: no cancel of the worker's leaks here
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_left_at_a_chunk_keeps_no_timer(fake: FakeClient) -> None:
+    async def scenario() -> list[Any]:
+        kept = []
+        for _ in range(5):
+            stream = resilient_stream(fake, timeout=5)
+            async for _ in stream:
+                break  # the first chunk is enough; the stream is kept, not closed
+            kept.append(stream)
+        await asyncio.sleep(0.3)
+        return [h for h in asyncio.get_running_loop()._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+    assert asyncio.run(scenario()) == []
