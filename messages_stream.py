@@ -170,7 +170,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                         idle.wait()
                 if answered:
                     return
-                failure = "the stream ended without any answer text"
+                failure, cause = "the stream ended without any answer text", None
             except Exception as exc:
                 failure, cause = one_line(exc, self.api_key), exc
             finally:
@@ -394,9 +394,10 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"hint: {hint} (README: Try it without a network)", file=sys.stderr)
         return 1
     finally:
-        print("\n\nFinal accumulated text:", "".join(parts), flush=True)
+        text = "".join(parts)
+        print("\n\nFinal accumulated text:", text, flush=True)
     if args.conversation:  # a whole answer only
-        save_conversation(args.conversation, [*asked, {"role": "assistant", "content": "".join(parts)}])
+        save_conversation(args.conversation, [*asked, {"role": "assistant", "content": text}])
     if args.verbose:
         report(stream, chunk, messages, parts, started)
     return 0

@@ -324,6 +324,14 @@ def test_a_tool_call_is_an_answer(fake: FakeClient) -> None:
     assert (len(fake.calls), stream.provider, stream.failures) == (1, "A", [])
 
 
+def test_the_cause_is_the_last_providers_own(fake: FakeClient) -> None:
+    fake.scripts = [[RuntimeError("A broke")], [chunk(None)]]  # B just ends without text
+    with pytest.raises(StreamError) as caught:
+        asyncio.run(collect(resilient_stream(fake, providers=["A", "B"])))
+    assert caught.value.args[1] == "B: the stream ended without any answer text"
+    assert caught.value.__cause__ is None  # not A's exception
+
+
 def test_a_stream_with_no_delta_at_all_falls_back(fake: FakeClient) -> None:
     fake.scripts = [[chunk(None)], ["Hi"]]
     stream = resilient_stream(fake, providers=["A", "B"])
