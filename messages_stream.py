@@ -412,7 +412,8 @@ def run() -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Python's docs show,
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else exit flushes into it
         return 1
     except OSError as exc:  # saving the conversation: the disk is full, ...
         print(f"error: {exc}", file=sys.stderr)

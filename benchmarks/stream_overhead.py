@@ -87,13 +87,13 @@ TABLE_ROWS = {
 
 def env_for(backend: str, hide_pydantic: bool = True) -> dict[str, str]:
     """A child's environment on `backend`: curl_cffi hidden for aiohttp, pydantic hidden
-    unless asked; g4f's config dir shared, so that its first-run set-up counts nowhere;
-    stdout buffered, as it is unless PYTHONUNBUFFERED is set (some CI images set it)."""
+    unless asked; g4f's config dir shared, so that its first-run set-up counts nowhere; and
+    Python as a user's shell runs it: none of the PYTHON* settings some machines make (with
+    PYTHONUNBUFFERED, every write would be a system call; PYTHONDEVMODE slows everything)."""
     hidden = [str(HIDE_CURL_CFFI)] if backend == "aiohttp" else []
     hidden += [str(HIDE_PYDANTIC)] if hide_pydantic else []
-    env = dict(os.environ, G4F_CONFIG_DIR=CONFIG_DIR, NO_PROXY="127.0.0.1")
-    env.pop("PYTHONUNBUFFERED", None)  # stdout buffered as usual: else every write is a system call
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*hidden, env.get("PYTHONPATH")]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(G4F_CONFIG_DIR=CONFIG_DIR, NO_PROXY="127.0.0.1", PYTHONPATH=os.pathsep.join(hidden))
     return env
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,10 +163,23 @@ def server() -> OpenAIServer:
     return OpenAIServer().start()
 
 
+# What our machines set and a user's shell does not: PYTHONUNBUFFERED (stdout never buffered,
+# which hides flush and closed-pipe bugs), PYTHONIOENCODING, PYTHONDEVMODE, ...; colour and
+# terminal settings, which a test that depends on them sets itself.
+NOT_A_USERS = ("PYTHON", "G4F_", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "TERM", "COLUMNS", "LINES", "LC_")
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: ours, less what changes how Python runs, in a UTF-8
+    locale; then `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_A_USERS)}
+    return {**env, "LANG": "C.UTF-8", **extra}
+
+
 def script_env(tmp_path: Path, backend: str, **extra: str) -> dict[str, str]:
-    """The environment for one run: g4f's files in tmp_path, and any traffic that
+    """A user's environment for one run: g4f's files in tmp_path, and any traffic that
     is not for loopback sent to a closed loopback port instead of the internet."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("G4F_", "NO_COLOR"))}
+    env = user_env()
     dead = "http://127.0.0.1:9"
     env.update(
         G4F_CONFIG_DIR=str(tmp_path / "g4f"),
@@ -177,7 +192,6 @@ def script_env(tmp_path: Path, backend: str, **extra: str) -> dict[str, str]:
         all_proxy=dead,
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
-        PYTHONIOENCODING="utf-8",
     )
     if backend == "aiohttp":
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HIDE_CURL_CFFI), env.get("PYTHONPATH")]))
@@ -228,6 +242,19 @@ def start_script(tmp_path: Path, backend: str) -> Callable[..., subprocess.Popen
         )
 
     return start
+
+
+def read_within(pipe: Any, size: int, seconds: float = 10) -> bytes:
+    """`size` bytes from a child's pipe, or fewer if it closes; fails the test after `seconds`,
+    so that a script that never flushes fails in seconds, not at pytest's timeout."""
+    data, deadline = b"", time.monotonic() + seconds
+    while len(data) < size:
+        if not select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            pytest.fail(f"only {data!r} on the pipe after {seconds}s")
+        if not (piece := os.read(pipe.fileno(), size - len(data))):
+            break
+        data += piece
+    return data
 
 
 @pytest.fixture

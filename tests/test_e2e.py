@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import script_env
+from tests.conftest import read_within, script_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
@@ -168,19 +168,35 @@ def test_two_mib_answer_is_kept_in_full(run_script, server: OpenAIServer) -> Non
 # ---- issue 3: the user or the terminal -----------------------------------------------
 
 
-def test_ctrl_c_mid_stream(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
-    proc = start_script("--base-url", server.url("stall-after-2"))
-    assert proc.stdout is not None
-    assert proc.stdout.read(len("Hello there")) == b"Hello there"
-    out, err, took = ctrl_c(proc)
+# Buffering changes what these see: a user's stdout is buffered, unless PYTHONUNBUFFERED is set.
+BUFFERING = pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
+
+
+@BUFFERING
+def test_each_delta_is_on_stdout_before_the_next_arrives(start_script, server, unbuffered: str) -> None:
+    proc = start_script("--base-url", server.url("stall-after-2"), env={"PYTHONUNBUFFERED": unbuffered})
+    try:
+        assert read_within(proc.stdout, len("Hello there"), 5) == b"Hello there"  # the rest never comes
+    finally:
+        proc.kill()
+
+
+@BUFFERING
+def test_ctrl_c_mid_stream(start_script, server, sigint_reaches_children, unbuffered: str) -> None:
+    proc = start_script("--base-url", server.url("stall-after-2"), env={"PYTHONUNBUFFERED": unbuffered})
+    try:
+        assert read_within(proc.stdout, len("Hello there")) == b"Hello there"
+    finally:
+        out, err, took = ctrl_c(proc)
     assert took < 3
     assert (proc.returncode, out, err) == (130, FINAL + "Hello there\n", "interrupted\n")
 
 
-def test_reader_that_closes_early_gets_no_noise(start_script, server: OpenAIServer) -> None:
-    proc = start_script("--base-url", server.url("big-2048"))
+@BUFFERING
+def test_reader_that_closes_early_gets_no_noise(start_script, server, unbuffered: str) -> None:
+    proc = start_script("--base-url", server.url("big-2048"), env={"PYTHONUNBUFFERED": unbuffered})
     assert proc.stdout is not None and proc.stderr is not None
-    assert len(proc.stdout.read(100)) == 100
+    assert len(read_within(proc.stdout, 100)) == 100
     proc.stdout.close()  # like `| head -c 100`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 1

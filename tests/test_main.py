@@ -181,6 +181,10 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
+        (
+            ["-p", "PollinationsAI", "-p", "http://a/v1", "--base-url", "http://b/v1"],
+            "give a URL with --provider or with --base-url",
+        ),
     ],
 )
 def test_bad_usage_is_one_line_and_status_2(run_main, fake: FakeClient, argv, message) -> None:
@@ -318,6 +322,14 @@ def test_verbose_names_the_providers_skipped_before_the_answer(run_main, fake: F
     assert "skipped: A: RuntimeError: HTTP 500\n" in loud.err
     assert "provider: B  model: fake-model" in loud.err
     assert loud.out == quiet.out
+
+
+def test_verbose_masks_the_password_of_every_url_provider(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("HTTP 500"), RuntimeError("HTTP 502"), ["Hi"]]
+    urls = [f"http://user:secret-{n}@127.0.0.1:1/v1" for n in (1, 2, 3)]
+    result = run_main("-v", *[arg for url in urls for arg in ("-p", url)])
+    assert (result.status, result.err.count("skipped: ")) == (0, 2)
+    assert "secret" not in result.err + result.out
 
 
 def test_a_stdout_slower_than_the_timeout_is_not_provider_silence(

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, script_env
+from tests.conftest import Result, read_within, script_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
@@ -353,7 +353,7 @@ def test_ctrl_c_leaves_the_file_byte_for_byte(start_script, server: OpenAIServer
     proc = start_script("--base-url", server.url("stall-after-2"), "-c", str(chat))
     try:
         assert proc.stdout is not None
-        assert proc.stdout.read(len("Hello there")) == b"Hello there"
+        assert read_within(proc.stdout, len("Hello there")) == b"Hello there"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
@@ -422,6 +422,60 @@ def test_two_runs_at_once_never_lose_a_turn(run_script, start_script, server, tm
         {"role": "user", "content": turn_c},
         {"role": "assistant", "content": "Hello there!"},
     ]
+
+
+def test_a_link_stays_a_link_and_shares_the_lock_with_its_target(
+    run_script, start_script, server, tmp_path
+) -> None:
+    chat = conversation(tmp_path, FIRST_TURN)
+    link = tmp_path / "link.json"
+    link.symlink_to(chat)
+    turn_a, turn_b = (f"turn {x} {tmp_path.name}" for x in "AB")
+    first = start_script("--base-url", server.url("slow-2000"), "-c", str(link), turn_a)
+    try:
+        assert wait_for(lambda: asked(server, turn_a), 30), "the first run never asked"
+        second = run_script("--base-url", server.url("hello"), "-c", str(chat), turn_b)
+        out, err = first.communicate(timeout=30)
+    finally:
+        first.kill()
+    assert (second.status, second.err) == (1, f"error: {os.path.realpath(chat)} is in use by another run\n")
+    assert (first.returncode, out.decode(), err.decode()) == (0, HELLO, "")
+    assert link.is_symlink()  # the target got the turn
+    assert stored(chat) == [*FIRST_TURN, {"role": "user", "content": turn_a}, HELLO_TURN]
+    assert others(chat) == []
+
+
+def test_the_file_stays_readable_utf8(run_script, server: OpenAIServer, tmp_path) -> None:
+    chat = conversation(tmp_path, FIRST_TURN)
+    assert run_script("--base-url", server.url("hello"), "-c", str(chat)).status == 0
+    assert "Привет 👋".encode() in chat.read_bytes()
+
+
+FULL_DISK = """
+import errno, os
+
+_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if str(dst).endswith("chat.json"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return _replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+"""
+
+
+def test_a_failed_save_leaves_the_file_and_one_error_line(run_script, server, tmp_path, backend) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FULL_DISK)
+    path = os.pathsep.join(filter(None, [str(hooks), script_env(tmp_path, backend).get("PYTHONPATH")]))
+    chat = conversation(tmp_path, FIRST_TURN)
+    before = chat.read_bytes()
+    result = run_script("--base-url", server.url("hello"), "-c", str(chat), env={"PYTHONPATH": path})
+    assert (result.status, result.out) == (1, HELLO)
+    assert result.err == f"error: could not save {chat}: [Errno 28] No space left on device\n"
+    assert chat.read_bytes() == before and others(chat) == []
 
 
 @pytest.mark.parametrize("mode", [0o444, 0o640])
