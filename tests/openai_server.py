@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import threading
@@ -27,12 +28,28 @@ from typing import Any
 
 @dataclass
 class Request:
-    """One request as the server saw it."""
+    """One request as the server saw it, and when its connection ended."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
+    # time.monotonic() when the connection ended: the client closed or reset it (seen at once,
+    # even while a scenario is silent or sending keep-alives), or the server closed it after
+    # its scenario, whichever came first. Comparable with time.monotonic() in another process.
+    closed: float | None = None
+
+    def wait_closed(self, timeout: float) -> float | None:
+        """`closed`, waiting up to `timeout` seconds for the connection to end."""
+        deadline = time.monotonic() + timeout
+        while self.closed is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.closed
+
+    def end(self) -> None:
+        """The connection ended now, unless it had already."""
+        if self.closed is None:
+            self.closed = time.monotonic()
 
 
 def chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> bytes:
@@ -223,6 +240,15 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
         await stream.error(404, f"unknown scenario {name!r}")
 
 
+async def watch_for_close(reader: asyncio.StreamReader, request: Request) -> None:
+    """Read the socket while the scenario plays: end of input or a reset is the client's close.
+    (A client sends nothing more after its request: a read returns only at its close.)"""
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(65536):
+            pass
+    request.end()
+
+
 @dataclass
 class OpenAIServer:
     """Runs the scenarios on 127.0.0.1 in a thread of its own."""
@@ -236,6 +262,8 @@ class OpenAIServer:
         return f"http://127.0.0.1:{self.port}/{name}/v1"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request: Request | None = None
+        watch: asyncio.Future[None] | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             method, path, _ = head.split(b"\r\n")[0].decode().split(" ", 2)
@@ -246,7 +274,9 @@ class OpenAIServer:
                     headers[key.strip().lower()] = value.strip()
             raw = await reader.readexactly(int(headers.get("content-length", 0)))
             body = json.loads(raw) if raw else None
-            self.requests.append(Request(method, path, headers, body))
+            request = Request(method, path, headers, body)
+            self.requests.append(request)
+            watch = asyncio.ensure_future(watch_for_close(reader, request))
             name, _, number = path.strip("/").split("/")[0].rpartition("-")
             if not name or not number.isdigit():
                 name, number = path.strip("/").split("/")[0], "0"
@@ -262,6 +292,10 @@ class OpenAIServer:
             pass
         finally:
             writer.close()
+            if watch:
+                watch.cancel()
+            if request:
+                request.end()
 
     async def serve(self, ready: Callable[[], Any]) -> None:
         """Serve on 127.0.0.1:`port` (0: any free port) until cancelled; `ready()` once bound."""
