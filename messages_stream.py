@@ -33,11 +33,11 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-# ---- the streaming core: copy from here to "end of the core", with the imports above ----
+# ---- the streaming core: copy from here to "end of the core", with the imports the README names ----
 
 
 class StreamError(Exception):
@@ -46,59 +46,57 @@ class StreamError(Exception):
 
 
 class Idle:
-    """`with idle:` around the waits on a provider: while it waits and the deadline has passed,
-    the task is cancelled again and again until the wait lets go (level-triggered, like an
-    AnyIO cancel scope), then TimeoutError is raised; a cancel from outside (Ctrl-C) is pushed
-    through the same way. The caller's time between chunks is not counted: `waiting` is off.
-    Why: under curl_cffi, g4f closes a stream by awaiting the end of the transfer, which
-    swallows one cancel, so asyncio.timeout (a single cancel) hangs on a stalled stream.
-    anyio.CancelScope works too, but a plain `pip install g4f` lacks anyio."""
+    """Awaits a chunk that had to wait (`pending.send(None)` gave `yielded`): one timer per wait,
+    none between chunks. Every cancel thrown into the wait passes here, so it is level-triggered
+    without polling: one the provider swallows (curl_cffi does, and anyio is not in plain g4f)
+    is sent again, and one it turns into a chunk or another exception still ends it. As in
+    asyncio.timeout, own cancels are taken back and only a count above the one at the wait's
+    start is the task's: one left from before (a failed TaskGroup, a caught /stop) is not."""
 
-    TICK = 0.05  # how often a wait is checked: no timer per chunk
+    task: Any = None
+    cancelled: Any = None  # the first CancelledError thrown into the wait
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout, self.loop = timeout, asyncio.get_running_loop()
-        self.waiting, self.cancels, self.fired = False, 0, False
-        self.task: Any = None
-        self.handle: asyncio.TimerHandle | None = None
+    def on(self, pending: Any, yielded: Any, timeout: float) -> Any:
+        self.inner, self.yielded, self.timeout = pending, [yielded], timeout
+        self.task = asyncio.current_task()
+        mark = self.task.cancelling() - getattr(self.task, "_must_cancel", False)  # one asked, not delivered
+        self.mark, self.cancels, self.cancelled, self.fired = mark, 0, None, False
+        self.handle = asyncio.get_running_loop().call_later(timeout, self.cancel, True)
+        return self
 
-    def __enter__(self) -> None:
-        self.task = None
-        self.wait()
+    def __await__(self) -> Any:
+        return self
 
-    def wait(self) -> None:
-        """A wait on the provider starts, perhaps in another task than the last: time it."""
-        if (task := asyncio.current_task(self.loop)) is not self.task:
-            self.task, self.base = task, task.cancelling()  # type: ignore[union-attr]
-        self.deadline, self.waiting = self.loop.time() + self.timeout, True
-        if self.handle is None:
-            self.handle = self.loop.call_later(self.TICK, self.tick)
+    def __next__(self) -> Any:
+        return self.yielded.pop() if self.yielded else self.step(self.inner.send, None)
 
-    def tick(self) -> None:
-        self.handle = None
-        if self.waiting:  # else no timer runs until the next wait
-            self.fired = self.fired or self.loop.time() >= self.deadline
-            if self.fired or self.task.cancelling():
-                self.cancels += 1
-                self.task.cancel()
-            self.handle = self.loop.call_later(self.TICK, self.tick)
+    def throw(self, exc: Any, *rest: Any) -> Any:
+        self.cancelled = self.cancelled or (exc if isinstance(exc, asyncio.CancelledError) else None)
+        return self.step(self.inner.throw, exc, *rest)
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if self.handle:
+    def step(self, resume: Any, *args: Any) -> Any:
+        try:
+            yielded = resume(*args)
+        except BaseException as exc:  # StopIteration too: the chunk
             self.handle.cancel()
-        self.waiting, self.handle = False, None
-        for _ in range(self.cancels):  # clear our own cancels, whatever the wait did with them
-            self.task.uncancel()
-        fired, self.cancels, self.fired = self.fired, 0, False
-        if kind is GeneratorExit:
-            return  # the caller closed the stream, perhaps from another task: nothing to judge
-        if self.task.cancelling() > self.base or (self.task.cancelling() and kind is not None):
-            if kind is not asyncio.CancelledError:  # cancelled from outside: that goes on, even
-                raise asyncio.CancelledError  # if the provider swallowed it or turned it into another
-        elif fired:
-            raise TimeoutError(f"no delta within {self.timeout:g}s") from exc
-        elif kind is asyncio.CancelledError:  # the provider's own, not ours: a failure like any other
-            raise ConnectionError("the provider's stream was cancelled") from exc
+            task, self.task = self.task, None
+            for _ in range(self.cancels):
+                task.uncancel()
+            if self.fired and task.cancelling() <= self.mark:
+                raise TimeoutError(f"no delta within {self.timeout:g}s") from None
+            if self.cancelled and task.cancelling() > self.mark:  # the task's cancel: it stands
+                raise self.cancelled from None
+            if isinstance(exc, asyncio.CancelledError):  # nobody cancelled the task: the provider's own
+                raise ConnectionError("the provider's stream was cancelled") from exc
+            raise
+        if self.cancelled and (self.fired or self.task.cancelling() > self.mark + self.cancels):
+            asyncio.get_running_loop().call_soon(self.cancel)  # swallowed: again, until it lets go
+        return yielded
+
+    def cancel(self, expired: bool = False) -> None:
+        if self.task is not None:
+            self.fired, self.cancels = self.fired or expired, self.cancels + 1
+            self.task.cancel()
 
 
 def one_line(exc: BaseException, secret: str | None) -> str:
@@ -110,13 +108,13 @@ def one_line(exc: BaseException, secret: str | None) -> str:
 
 
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
-    """A drop-in for `client.chat.completions.create(stream=True, **request)` that yields
-    g4f's own chunks, and adds: fallback, in order, through `providers` (g4f names,
-    OpenAI-compatible base URLs, None for g4f's automatic choice) until one sends a delta
-    (text or reasoning), never after one was yielded; an idle `timeout` on each wait for the
-    provider (see Idle); and StreamError for every failure, including a stream that ends
-    without answer text. Afterwards `provider` is the one that answered, `first_delta` when
-    (perf_counter), and `failures` why the ones before it failed."""
+    """A drop-in for `client.chat.completions.create(stream=True, **request)` yielding g4f's
+    chunks, with fallback in order through `providers` (g4f names, OpenAI-compatible URLs, None
+    for g4f's choice) until one sends a delta, an idle `timeout` per wait (Idle), and StreamError
+    for any failure. Then `provider` answered, at `first_delta` (perf_counter), after `failures`.
+    Its generator holds its __dict__, not itself: no cycle, so one let go closes at once."""
+
+    __slots__ = ("__dict__", "chunks")
 
     def __init__(
         self,
@@ -127,61 +125,62 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
         api_key: str | None = None,
         **request: Any,
     ) -> None:
-        self.client, self.providers, self.timeout, self.api_key = client, providers, timeout, api_key
-        self.request, self.provider, self.failures = request, None, list[str]()
-        self.first_delta = 0.0  # time.perf_counter() when the first delta arrived
-        self.chunks: Any = None
+        if isinstance(providers, str) or "provider" in request or not request.pop("stream", True):
+            raise TypeError("resilient_stream() always streams, from providers=[...], a list")
+        self.provider, self.first_delta, self.failures = None, 0.0, list[str]()
+        self.chunks = self.stream(vars(self), client, providers, timeout, api_key, request)
 
     def __aiter__(self) -> Any:  # like create(stream=True): one async generator, made once
-        self.chunks = self.chunks or self.stream()
         return self.chunks
 
     def __anext__(self) -> Any:
-        return self.__aiter__().__anext__()
+        return self.chunks.__anext__()
 
     def aclose(self) -> Any:
-        return self.__aiter__().aclose()
+        return self.chunks.aclose()
 
-    async def stream(self) -> AsyncIterator[Any]:
-        idle, cause = Idle(self.timeout), None
-        for spec in self.providers:
+    @staticmethod
+    async def stream(seen: Any, client: Any, providers: Any, timeout: float, key: Any, request: Any) -> Any:
+        idle, cause = Idle(), None
+        for spec in providers:
             provider, stream, shown, answered = spec, None, False, False
             if isinstance(spec, str) and "://" in spec:
                 from g4f.client import create_custom_provider
 
-                # models=[model]: without it g4f first asks the server for its model list,
-                # with a blocking, untimed request that neither the timeout nor Ctrl-C stops.
-                model = self.request.get("model", "")
-                provider = create_custom_provider(spec, self.api_key, name="Custom", models=[model])
+                # models: else g4f first asks for the server's models, blocking and untimed
+                provider = create_custom_provider(spec, key, name="Custom", models=[request.get("model", "")])
             try:
-                stream = self.client.chat.completions.create(provider=provider, stream=True, **self.request)
-                with idle:
-                    async for chunk in stream:
-                        if idle.task.cancelling() > idle.base:
-                            break  # a cancel (ours or not) that the provider swallowed: Idle raises it
-                        if not answered and chunk.choices:  # until the answer starts: has it?
-                            delta = chunk.choices[0].delta
-                            if delta.content or delta.reasoning or delta.tool_calls:
-                                if not shown:
-                                    self.provider, self.first_delta, shown = spec, time.perf_counter(), True
-                                answered = bool(delta.content or delta.tool_calls)
-                        idle.waiting = False  # the caller's time, until it asks for the next chunk
-                        yield chunk
-                        idle.wait()
+                stream = client.chat.completions.create(provider=provider, stream=True, **request)
+                while True:
+                    try:  # a chunk already read, else what it waits on
+                        chunk = (pending := stream.__anext__()).send(None)
+                        chunk = await idle.on(pending, chunk, timeout)
+                    except StopIteration as ready:
+                        chunk = ready.value
+                    except StopAsyncIteration:
+                        break
+                    if not answered and chunk.choices:  # until the answer starts: has it?
+                        delta = chunk.choices[0].delta
+                        if delta.content or delta.reasoning or delta.tool_calls:
+                            if not shown:
+                                seen.update(provider=spec, first_delta=time.perf_counter())
+                            shown, answered = True, bool(delta.content or delta.tool_calls)
+                    yield chunk
                 if answered:
                     return
                 failure, cause = "the stream ended without any answer text", None
             except Exception as exc:
-                failure, cause = one_line(exc, self.api_key), exc
-            finally:
-                if stream is not None:  # bounded too: closing can wait on the transfer
-                    with contextlib.suppress(Exception), idle:
-                        await stream.aclose()
+                failure, cause = one_line(exc, key), exc
+            finally:  # end the provider's stream by cancelling a wait on it, however the loop ended:
+                with contextlib.suppress(Exception):  # closed at a yield, curl_cffi's goes on
+                    while stream is not None:  # until StopAsyncIteration, or the timeout (ours)
+                        with contextlib.suppress(StopIteration):  # a chunk that was ready: the next
+                            await idle.on(pending := stream.__anext__(), pending.send(None), 0)
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
-            self.failures.append(f"{name}: {failure}")
+            seen["failures"].append(f"{name}: {failure}")
             if shown:
                 break  # the caller has seen this provider's output: another's would not continue it
-        raise StreamError(*self.failures) from cause
+        raise StreamError(*seen["failures"]) from cause
 
 
 # ---- end of the core ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import gc
 import math
 import time
 import types
@@ -487,3 +488,164 @@ def test_a_stream_left_at_a_chunk_keeps_no_timer(fake: FakeClient) -> None:
         return [h for h in asyncio.get_running_loop()._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
 
     assert asyncio.run(scenario()) == []
+
+
+# ---- a drop-in in long-lived programs ------------------------------------------------
+
+
+async def with_a_cancel_left_over() -> None:
+    """Leave the current task as a worker that caught a /stop leaves it: cancelling() == 1."""
+    with contextlib.suppress(asyncio.CancelledError):
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+
+
+def test_a_cancel_count_left_from_before_changes_nothing(fake: FakeClient) -> None:
+    async def its_own_future_cancelled() -> None:  # a stray CancelledError, as curl_cffi has
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, future.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await future  # and the provider goes on
+
+    fake.scripts = [[RuntimeError("HTTP 500")], ["Hel", pause(0.2), its_own_future_cancelled, "lo"]]
+
+    async def scenario() -> tuple[str, int]:
+        await with_a_cancel_left_over()
+        text = await collect(resilient_stream(fake, providers=["A", "B"], timeout=1))
+        return text, asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+    assert asyncio.run(scenario()) == ("Hello", 1)
+
+
+def test_a_cancel_count_left_from_before_still_lets_the_timeout_fire(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", stall]]
+
+    async def scenario() -> tuple[str | None, int]:
+        await with_a_cancel_left_over()
+        try:
+            await collect(resilient_stream(fake, timeout=0.2))
+        except StreamError as exc:
+            return exc.args[0], asyncio.current_task().cancelling()  # type: ignore[union-attr]
+        return None, -1
+
+    assert asyncio.run(scenario()) == ("g4f's automatic choice: TimeoutError: no delta within 0.2s", 1)
+
+
+def test_a_stream_let_go_is_closed_without_the_garbage_collector(fake: FakeClient) -> None:
+    closed = []
+
+    async def provider(**_: Any) -> Any:
+        try:
+            yield chunk("Hi")
+            await stall()
+        finally:
+            closed.append(time.monotonic())
+
+    fake.chat.completions.create = provider
+
+    async def scenario() -> float:
+        async def reply() -> None:
+            async for _ in resilient_stream(fake, timeout=5):
+                break  # and the stream is dropped with this frame
+
+        await reply()
+        left = time.monotonic()
+        await asyncio.sleep(0.1)
+        return closed[0] - left if closed else math.inf
+
+    gc.disable()
+    try:
+        assert asyncio.run(scenario()) < 0.05
+    finally:
+        gc.enable()
+
+
+def test_closing_ends_the_providers_wait_not_only_its_generator(fake: FakeClient) -> None:
+    """curl_cffi ends a transfer only when a wait on it is cancelled, not when its generator
+    is closed at a yield: closing must resume the provider and cancel that wait."""
+    ended = []
+
+    async def provider(**_: Any) -> Any:
+        yield chunk("Hi")
+        try:
+            await stall()
+        except asyncio.CancelledError:
+            ended.append("transfer ended")
+            raise
+
+    fake.chat.completions.create = provider
+
+    async def scenario() -> None:
+        stream = resilient_stream(fake, timeout=5)
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(scenario())
+    assert ended == ["transfer ended"]
+
+
+def test_a_waiting_stream_runs_nothing_until_its_deadline(fake: FakeClient) -> None:
+    fake.scripts = [[pause(0.5), "Hi"]]
+
+    async def scenario() -> int:
+        loop, timers = asyncio.get_running_loop(), []
+        real = loop.call_at
+
+        def call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            timers.append(callback)
+            return real(when, callback, *args, **kwargs)
+
+        loop.call_at = call_at  # type: ignore[method-assign,assignment]
+        assert await collect(resilient_stream(fake, timeout=30)) == "Hi"
+        return len(timers)
+
+    assert asyncio.run(scenario()) <= 2  # the provider's sleep and our one deadline
+
+
+@pytest.mark.parametrize(
+    "call", [{"provider": "A"}, {"providers": "http://127.0.0.1:1/v1"}, {"stream": False}], ids=str
+)
+def test_a_keyword_it_cannot_honour_is_a_type_error_before_any_request(fake: FakeClient, call) -> None:
+    with pytest.raises(TypeError, match="providers="):
+        resilient_stream(fake, **call)
+    assert fake.calls == []
+
+
+def test_stream_true_is_taken_as_create_takes_it(fake: FakeClient) -> None:
+    assert outcome(resilient_stream(fake, stream=True)) == ("Hello there!", None, [])
+    assert fake.calls[0]["stream"] is True
+
+
+def test_a_cancel_asked_while_the_task_runs_is_a_cancel(fake: FakeClient) -> None:
+    """Ctrl-C's handler in asyncio.run cancels the task while it runs, between two chunks: the
+    cancel is delivered in the next wait, and must stay a cancel, not a provider failure."""
+    fake.scripts = [["Hel", pause(0.1), "lo"], ["Hi"]]
+
+    async def scenario() -> None:
+        async for _ in resilient_stream(fake, providers=["A", "B"], timeout=5):
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(scenario())
+    assert len(fake.calls) == 1
+
+
+def test_a_cancel_from_outside_after_the_deadline_stays_a_cancel(fake: FakeClient) -> None:
+    async def stubborn() -> None:  # swallows every cancel for 0.3 s, then lets one through
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+        await stall()
+
+    fake.scripts = [[stubborn]]
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_later(0.2, asyncio.current_task().cancel)  # type: ignore[union-attr]
+        await collect(resilient_stream(fake, timeout=0.1))
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(scenario())
