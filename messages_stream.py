@@ -192,13 +192,14 @@ ROLES = ("system", "user", "assistant")
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
-        """Bad usage is one line on stderr and exit status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        """Bad usage is one line on stderr and exit status 2, any URL in it masked."""
+        self.exit(2, f"{self.prog}: error: {masked(message)} (see --help)\n")
 
 
 def masked(text: str) -> str:
-    """`text` with the user name and password of any URL in it as ***."""
-    return re.sub(r"(^|//)[^@\s]*@", r"\1***@", text)
+    """`text` with the user name and password of every URL in it as ***, its scheme and host
+    kept: all of a word up to its last @, after the scheme, as a password may hold / @ or :."""
+    return re.sub(r"(?<!\S)(\S*?://)?\S*@", r"\1***@", text)
 
 
 def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:

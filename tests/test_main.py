@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from g4f.providers.response import FinishReason, Reasoning, Sources
 
+import messages_stream
 from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
 
 FINAL = "\n\nFinal accumulated text: "
@@ -371,3 +372,57 @@ def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeyp
     assert len(modes) == 1 and modes[0] & ~mode & 0o077 == 0  # no one else could read it meanwhile
     assert path.stat().st_mode & 0o777 == mode
     assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]
+
+
+# ---- user names and passwords in URLs: hidden, the scheme and host kept --------------
+
+PROXY = "socks5://user:pw@127.0.0.1:1080"
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() clears NO_PROXY when given a proxy: put it back after the test."""
+    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY"):
+        monkeypatch.setenv(name, "")
+
+
+def test_the_proxy_after_an_error_keeps_its_scheme_and_host(run_main, fake: FakeClient, proxy_env) -> None:
+    fake.scripts = [RuntimeError("down")]
+    result = run_main("-p", "A", "--proxy", PROXY)
+    assert result.err == "error: A: RuntimeError: down (proxy socks5://***@127.0.0.1:1080)\n"
+
+
+def test_a_base_url_with_credentials_in_an_error_keeps_its_scheme(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("down")]
+    result = run_main("--base-url", "http://user:pw@127.0.0.1:1/v1")
+    assert result.err == "error: http://***@127.0.0.1:1/v1: RuntimeError: down\n"
+
+
+def test_a_base_url_with_credentials_in_the_report_keeps_its_scheme(run_main, fake: FakeClient) -> None:
+    result = run_main("-v", "--base-url", "http://user:pw@127.0.0.1:1/v1")
+    assert "provider: http://***@127.0.0.1:1/v1  model: fake-model\n" in result.err
+    assert "pw" not in result.err
+
+
+@pytest.mark.parametrize("password", ["p/w", "p@w", "p:w", "a/b@c:d@"])
+def test_a_password_with_a_slash_at_sign_or_colon_is_hidden_whole(password: str) -> None:
+    text = f"socks5://user:{password}@127.0.0.1:1080"
+    assert messages_stream.masked(text) == "socks5://***@127.0.0.1:1080"
+
+
+def test_every_url_in_a_multi_line_text_is_masked() -> None:
+    text = "skipped: http://a:b@h/v1: 407\nuser:pw@127.0.0.1:1080 refused\nprovider: https://c:d@h/v1"
+    assert messages_stream.masked(text) == (
+        "skipped: http://***@h/v1: 407\n***@127.0.0.1:1080 refused\nprovider: https://***@h/v1"
+    )
+
+
+def test_a_url_without_credentials_is_left_alone() -> None:
+    text = "error: http://127.0.0.1:1/v1: down"
+    assert messages_stream.masked(text) == text
+
+
+def test_a_misspelt_option_quoting_a_proxy_is_masked(run_main, fake: FakeClient) -> None:
+    result = run_main(f"--proxyy={PROXY}")
+    assert result.status == 2 and "pw" not in result.err
+    assert "unrecognized arguments: --proxyy=socks5://***@127.0.0.1:1080 (see --help)\n" in result.err
