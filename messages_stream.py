@@ -203,17 +203,25 @@ def masked(text: str) -> str:
 
 
 def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    """A URL with one of `schemes`, a host and a valid port; a proxy's must have a port."""
+    """A URL with one of `schemes`, a host and a valid port; a proxy's must have a port.
+    Else the usage error says what is wrong (Parser.error masks the user and password)."""
     proxy = "socks5" in schemes
     try:
         parts = urlsplit(value)
-        if parts.scheme in schemes and parts.hostname and (parts.port or not proxy):
+        if parts.scheme not in schemes:
+            *others, last = (f"{scheme}://" for scheme in schemes)
+            wrong = f"it must start with {', '.join(others)} or {last}"
+        elif "@" in value and "@" not in parts.netloc:  # else the user name is taken for the host
+            wrong = "a / ? or # in the user name or password must be written %2F %3F %23"
+        elif not parts.hostname:
+            wrong = "no host"
+        elif not parts.port and proxy:  # .port first: it checks the port of every URL
+            wrong = "no port"
+        else:
             return value
-    except ValueError as exc:  # its words may quote a password: then they are left out
-        raise argparse.ArgumentTypeError(
-            f"bad URL {masked(value)!r}" + f": {exc}" * ("@" not in value)
-        ) from None
-    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
+    except ValueError as exc:  # the port is not a number, or out of range, ...
+        wrong = str(exc)
+    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {value!r}: {wrong}")
 
 
 def read_stdin() -> str:

@@ -178,7 +178,7 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
         (["--base-url", "http://"], "argument --base-url: not an http(s) URL: 'http://'"),
         (
             ["--base-url", "http://127.0.0.1:port/v1"],
-            "argument --base-url: bad URL 'http://127.0.0.1:port/v1': ",
+            "argument --base-url: not an http(s) URL: 'http://127.0.0.1:port/v1': Port could not be",
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
@@ -426,3 +426,58 @@ def test_a_misspelt_option_quoting_a_proxy_is_masked(run_main, fake: FakeClient)
     result = run_main(f"--proxyy={PROXY}")
     assert result.status == 2 and "pw" not in result.err
     assert "unrecognized arguments: --proxyy=socks5://***@127.0.0.1:1080 (see --help)\n" in result.err
+
+
+# ---- a URL that is refused says what is wrong with it ----------------------------------
+
+
+def usage_error(result: Any) -> str:
+    """The one line of a usage error, between "error: " and " (see --help)"."""
+    assert (result.status, result.out, result.err.count("\n")) == (2, "", 1)
+    return str(result.err.partition(": error: ")[2].removesuffix(" (see --help)\n"))
+
+
+def test_a_proxy_without_a_port_says_the_port_is_missing(run_main) -> None:
+    result = run_main("--proxy", "socks5://user:pw@127.0.0.1")
+    assert usage_error(result) == "argument --proxy: not a proxy URL: 'socks5://***@127.0.0.1': no port"
+
+
+def test_a_proxy_with_another_scheme_names_the_schemes_allowed(run_main) -> None:
+    assert usage_error(run_main("--proxy", "ftp://127.0.0.1:21")) == (
+        "argument --proxy: not a proxy URL: 'ftp://127.0.0.1:21': "
+        "it must start with http://, https://, socks5:// or socks5h://"
+    )
+
+
+def test_a_base_url_without_a_scheme_says_so(run_main) -> None:
+    assert usage_error(run_main("--base-url", "127.0.0.1:8080/v1")) == (
+        "argument --base-url: not an http(s) URL: '127.0.0.1:8080/v1': it must start with http:// or https://"
+    )
+
+
+def test_a_base_url_without_a_host_says_so(run_main) -> None:
+    result = run_main("--base-url", "http://:8080/v1")
+    assert usage_error(result) == "argument --base-url: not an http(s) URL: 'http://:8080/v1': no host"
+
+
+def test_a_port_that_is_not_a_number_says_so(run_main) -> None:
+    assert usage_error(run_main("-p", "http://user:pw@127.0.0.1:port/v1")) == (
+        "argument -p/--provider: not an http(s) URL: 'http://***@127.0.0.1:port/v1': "
+        "Port could not be cast to integer value as 'port'"
+    )
+
+
+def test_a_port_out_of_range_says_so(run_main) -> None:
+    assert usage_error(run_main("--proxy", "socks5://127.0.0.1:99999")) == (
+        "argument --proxy: not a proxy URL: 'socks5://127.0.0.1:99999': Port out of range 0-65535"
+    )
+
+
+@pytest.mark.parametrize("password", ["p/w", "12/w", "p?w", "p#w"])
+def test_a_slash_in_a_password_says_to_percent_encode_it(run_main, password: str) -> None:
+    """Else the URL ends at the '/': its host would be the user name, its port the password."""
+    result = run_main("--proxy", f"socks5://user:{password}@127.0.0.1:1080")
+    assert usage_error(result) == (
+        "argument --proxy: not a proxy URL: 'socks5://***@127.0.0.1:1080': "
+        "a / ? or # in the user name or password must be written %2F %3F %23"
+    )
