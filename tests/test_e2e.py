@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from tests.conftest import script_env
+from tests.conftest import ROOT, script_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
+SERVER = ROOT / "tests" / "openai_server.py"
 
 
 def no_traceback(err: str) -> None:
@@ -328,3 +329,18 @@ def test_reasoning_then_the_end_is_a_failure(run_script, server: OpenAIServer) -
         result.err
         == f"Thinkingerror: {server.url('reasoning-only')}: the stream ended without any answer text\n"
     )
+
+
+# ---- the test server, run alone ----------------------------------------------------------
+
+
+def test_test_server_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = [sys.executable, str(SERVER), "--port", str(port)]
+        result = subprocess.run(server, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    said = f"error: port {port} on 127.0.0.1 is in use: choose another with --port (0: any)\n"
+    assert result.stderr == said
