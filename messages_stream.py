@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -320,6 +321,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"argument --{flag.replace('_', '-')}: must be {want}, got {getattr(args, flag)}")
     if not args.prompt.strip():
         parser.error(f"the prompt is empty: {args.prompt!r}")
+    if args.proxy and urlsplit(args.proxy).scheme == "https" and not importlib.util.find_spec("curl_cffi"):
+        parser.error(
+            "argument --proxy: g4f runs over aiohttp here (no curl_cffi), which cannot use an https:// "
+            "proxy: use http:// or socks5://, or install curl_cffi"
+        )
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
     try:
