@@ -9,6 +9,7 @@ examples:
   %(prog)s                    # asks gpt-4: Say hello there!
   %(prog)s Как тебя зовут?
   echo "Write a haiku" | %(prog)s -
+  git diff | %(prog)s Write a commit message for this   # the diff, then the words
   %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." Hi
   %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v Hi
   %(prog)s -c chat.json Hi; %(prog)s -c chat.json What did I just say?
@@ -273,11 +274,16 @@ def save_conversation(path: str, messages: list[Any]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Read the command line; `-` as the prompt reads it from standard input."""
+    """Read the command line; `-` as the prompt reads it from standard input, and words after
+    piped text are sent after it, with a blank line between."""
     first, _, examples = (__doc__ or "").partition("\n\n")
     parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("prompt", nargs="*", help=f"the user message, - for stdin (default: {DEFAULT_PROMPT!r})")
+    add(
+        "prompt",
+        nargs="*",
+        help=f"the user message, after any piped text; - for stdin alone (default: {DEFAULT_PROMPT!r})",
+    )
     add("-m", "--model", default="gpt-4", help="the model (default: gpt-4)")
     add(
         "-p",
@@ -306,12 +312,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)
-    args.prompt = " ".join(args.prompt) if args.prompt else DEFAULT_PROMPT  # words need no quotes
-    if args.prompt == "-":
-        try:
+    words = " ".join(args.prompt)  # several words need no quotes
+    try:
+        if words == "-":
             args.prompt = read_stdin()
-        except UnicodeDecodeError as exc:
-            parser.error(f"standard input is not UTF-8: {exc}")
+        elif args.prompt and sys.stdin and not sys.stdin.isatty():  # `git diff | messages_stream.py Explain`
+            args.prompt = "\n\n".join(part for part in (read_stdin(), words) if part.strip()) or words
+        else:  # no words, or a terminal (its read would wait for Ctrl-D): stdin is left alone
+            args.prompt = words if args.prompt else DEFAULT_PROMPT
+    except UnicodeDecodeError as exc:
+        parser.error(f"standard input is not UTF-8: {exc}")
     for flag, ok, want in (
         ("timeout", math.isfinite(args.timeout) and args.timeout > 0, "a positive number of seconds"),
         ("temperature", args.temperature is None or 0 <= args.temperature <= 2, "from 0 to 2"),

@@ -95,6 +95,21 @@ def test_several_words_make_one_prompt(run_script, server: OpenAIServer) -> None
     assert json.loads(result.out.split(FINAL)[0]) == [{"role": "user", "content": "Why is the sky blue?"}]
 
 
+def test_piped_text_and_words_are_one_message(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("echo"), "Write a commit", "message", stdin=b"+ added\n")
+    assert result.status == 0
+    assert json.loads(result.out.split(FINAL)[0]) == [
+        {"role": "user", "content": "+ added\n\nWrite a commit message"}
+    ]
+
+
+def test_words_with_stdin_from_dev_null_are_sent_alone(start_script, server: OpenAIServer) -> None:
+    proc = start_script("--base-url", server.url("echo"), "Hi")  # stdin: /dev/null, as in CI
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err.decode()) == (0, "")
+    assert json.loads(out.decode().split(FINAL)[0]) == [{"role": "user", "content": "Hi"}]
+
+
 def test_g4f_missing_is_one_line(run_script, tmp_path) -> None:
     hide = tmp_path / "no_g4f" / "g4f"
     hide.mkdir(parents=True)
@@ -293,6 +308,14 @@ def test_a_reader_slower_than_the_timeout_gets_every_delta(start_script, server:
 def test_ctrl_c_while_stdin_is_read(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
     proc = start_script("--base-url", server.url("hello"), "-", stdin=subprocess.PIPE)
     time.sleep(1.5)  # long past start-up: the script waits for the prompt
+    out, err, took = ctrl_c(proc)
+    assert (proc.returncode, out, err) == (130, "", "interrupted\n")
+    assert took < 2
+
+
+def test_ctrl_c_while_piped_text_is_read_for_words(start_script, server, sigint_reaches_children) -> None:
+    proc = start_script("--base-url", server.url("hello"), "Explain", stdin=subprocess.PIPE)
+    time.sleep(1.5)  # long past start-up: the script waits for the end of the piped text
     out, err, took = ctrl_c(proc)
     assert (proc.returncode, out, err) == (130, "", "interrupted\n")
     assert took < 2

@@ -481,3 +481,68 @@ def test_a_slash_in_a_password_says_to_percent_encode_it(run_main, password: str
         "argument --proxy: not a proxy URL: 'socks5://***@127.0.0.1:1080': "
         "a / ? or # in the user name or password must be written %2F %3F %23"
     )
+
+
+# ---- piped text and words: the text first, then a blank line, then the words ----------
+
+
+def stdin(monkeypatch: pytest.MonkeyPatch, data: bytes, tty: bool = False) -> io.BytesIO:
+    """Standard input with `data`, a pipe or a terminal; returns the bytes to see what was read."""
+    raw = io.BytesIO(data)
+    stream = io.TextIOWrapper(raw)
+    monkeypatch.setattr(stream, "isatty", lambda: tty)
+    monkeypatch.setattr(sys, "stdin", stream)
+    return raw
+
+
+def sent(fake: FakeClient) -> str:
+    return str(fake.calls[0]["messages"][-1]["content"])
+
+
+def test_piped_text_then_a_blank_line_then_the_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"diff --git a/x b/x\n+hello\n")
+    assert run_main("Write", "a commit message for this").status == 0
+    assert sent(fake) == "diff --git a/x b/x\n+hello\n\nWrite a commit message for this"
+
+
+def test_an_empty_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"")  # as from </dev/null, or a test runner's closed pipe
+    assert run_main("Hi", "there").status == 0
+    assert sent(fake) == "Hi there"
+
+
+def test_a_blank_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b" \n\n")
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi"
+
+
+def test_a_dash_alone_sends_stdin_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"only this\n")
+    assert run_main("-").status == 0
+    assert sent(fake) == "only this"
+
+
+def test_without_words_stdin_is_left_unread(run_main, fake: FakeClient, monkeypatch) -> None:
+    raw = stdin(monkeypatch, b"not for the prompt")
+    assert run_main().status == 0
+    assert sent(fake) == "Say hello there!" and raw.tell() == 0
+
+
+def test_a_terminal_is_not_read_for_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    raw = stdin(monkeypatch, b"typed ahead", tty=True)
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi" and raw.tell() == 0
+
+
+def test_no_stdin_at_all_sends_the_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)  # started with standard input closed
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi"
+
+
+def test_piped_text_that_is_not_utf8_with_words_is_bad_usage(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"caf\xe9")
+    result = run_main("Explain")
+    assert usage_error(result).startswith("standard input is not UTF-8: ")
+    assert fake.calls == []
