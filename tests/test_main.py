@@ -350,6 +350,17 @@ def test_verbose_shows_a_finish_reason_other_than_g4f_default(run_main, fake: Fa
     assert "finish reason: length\n" in run_main("-v").err
 
 
+def test_a_new_conversation_is_0600_whatever_the_umask(tmp_path) -> None:
+    import os
+
+    path, umask = tmp_path / "chat.json", os.umask(0)
+    try:
+        messages_stream.save_conversation(str(path), [{"role": "user", "content": "private"}])
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("mode", [0o600, 0o644, 0o444])
 def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeypatch, mode: int) -> None:
     import json

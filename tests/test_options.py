@@ -453,6 +453,13 @@ def test_permissions_are_kept(run_script, server: OpenAIServer, tmp_path, mode: 
     assert stored(chat)[-1] == {"role": "assistant", "content": "Hello there!"}
 
 
+def test_a_new_conversation_file_is_readable_by_its_owner_alone(run_script, server, tmp_path) -> None:
+    chat = conversation(tmp_path)  # missing: the run creates it
+    assert run_script("--base-url", server.url("hello"), "-c", str(chat), "private").status == 0
+    assert stat.S_IMODE(chat.stat().st_mode) == 0o600
+    assert stored(chat)[-1] == HELLO_TURN
+
+
 HOOK = """
 import os
 
