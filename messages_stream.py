@@ -9,6 +9,7 @@ examples:
   %(prog)s                    # asks gpt-4: Say hello there!
   %(prog)s Как тебя зовут?
   echo "Write a haiku" | %(prog)s -
+  git diff | %(prog)s Write a commit message for this   # the diff, then the words
   %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." Hi
   %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v Hi
   %(prog)s -c chat.json Hi; %(prog)s -c chat.json What did I just say?
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -191,27 +193,36 @@ ROLES = ("system", "user", "assistant")
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
-        """Bad usage is one line on stderr and exit status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        """Bad usage is one line on stderr and exit status 2, any URL in it masked."""
+        self.exit(2, f"{self.prog}: error: {masked(message)} (see --help)\n")
 
 
 def masked(text: str) -> str:
-    """`text` with the user name and password of any URL in it as ***."""
-    return re.sub(r"(^|//)[^@\s]*@", r"\1***@", text)
+    """`text` with the user name and password of every URL in it as ***, its scheme and host
+    kept: all of a word up to its last @, after the scheme, as a password may hold / @ or :."""
+    return re.sub(r"(?<!\S)(\S*?://)?\S*@", r"\1***@", text)
 
 
 def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    """A URL with one of `schemes`, a host and a valid port; a proxy's must have a port."""
+    """A URL with one of `schemes`, a host and a valid port; a proxy's must have a port.
+    Else the usage error says what is wrong (Parser.error masks the user and password)."""
     proxy = "socks5" in schemes
     try:
         parts = urlsplit(value)
-        if parts.scheme in schemes and parts.hostname and (parts.port or not proxy):
+        if parts.scheme not in schemes:
+            *others, last = (f"{scheme}://" for scheme in schemes)
+            wrong = f"it must start with {', '.join(others)} or {last}"
+        elif "@" in value and "@" not in parts.netloc:  # else the user name is taken for the host
+            wrong = "a / ? or # in the user name or password must be written %2F %3F %23"
+        elif not parts.hostname:
+            wrong = "no host"
+        elif not parts.port and proxy:  # .port first: it checks the port of every URL
+            wrong = "no port"
+        else:
             return value
-    except ValueError as exc:  # its words may quote a password: then they are left out
-        raise argparse.ArgumentTypeError(
-            f"bad URL {masked(value)!r}" + f": {exc}" * ("@" not in value)
-        ) from None
-    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {masked(value)!r}")
+    except ValueError as exc:  # the port is not a number, or out of range, ...
+        wrong = str(exc)
+    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {value!r}: {wrong}")
 
 
 def read_stdin() -> str:
@@ -262,11 +273,16 @@ def save_conversation(path: str, messages: list[Any]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Read the command line; `-` as the prompt reads it from standard input."""
+    """Read the command line; `-` as the prompt reads it from standard input, and words after
+    piped text are sent after it, with a blank line between."""
     first, _, examples = (__doc__ or "").partition("\n\n")
     parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("prompt", nargs="*", help=f"the user message, - for stdin (default: {DEFAULT_PROMPT!r})")
+    add(
+        "prompt",
+        nargs="*",
+        help=f"the user message, after any piped text; - for stdin alone (default: {DEFAULT_PROMPT!r})",
+    )
     add("-m", "--model", default="gpt-4", help="the model (default: gpt-4)")
     add(
         "-p",
@@ -295,12 +311,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)
-    args.prompt = " ".join(args.prompt) if args.prompt else DEFAULT_PROMPT  # words need no quotes
-    if args.prompt == "-":
-        try:
+    words = " ".join(args.prompt)  # several words need no quotes
+    try:
+        if words == "-":
             args.prompt = read_stdin()
-        except UnicodeDecodeError as exc:
-            parser.error(f"standard input is not UTF-8: {exc}")
+        elif args.prompt and sys.stdin and not sys.stdin.isatty():  # `git diff | messages_stream.py Explain`
+            args.prompt = "\n\n".join(part for part in (read_stdin(), words) if part.strip()) or words
+        else:  # no words, or a terminal (its read would wait for Ctrl-D): stdin is left alone
+            args.prompt = words if args.prompt else DEFAULT_PROMPT
+    except UnicodeDecodeError as exc:
+        parser.error(f"standard input is not UTF-8: {exc}")
     for flag, ok, want in (
         ("timeout", math.isfinite(args.timeout) and args.timeout > 0, "a positive number of seconds"),
         ("temperature", args.temperature is None or 0 <= args.temperature <= 2, "from 0 to 2"),
@@ -310,6 +330,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"argument --{flag.replace('_', '-')}: must be {want}, got {getattr(args, flag)}")
     if not args.prompt.strip():
         parser.error(f"the prompt is empty: {args.prompt!r}")
+    if args.proxy and urlsplit(args.proxy).scheme == "https" and not importlib.util.find_spec("curl_cffi"):
+        parser.error(
+            "argument --proxy: g4f runs over aiohttp here (no curl_cffi), which cannot use an https:// "
+            "proxy: use http:// or socks5://, or install curl_cffi"
+        )
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
     try:

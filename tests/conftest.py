@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import select
 import signal
@@ -144,8 +145,12 @@ class Result:
 
 
 @pytest.fixture
-def run_main(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run main(argv) with the fake client; returns exit status, stdout, stderr."""
+def run_main(
+    fake: FakeClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """Run main(argv) with the fake client and, unless the test sets another, an empty pipe
+    for standard input (pytest's own refuses reads); returns exit status, stdout, stderr."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
 
     def run(*argv: str) -> Result:
         status = asyncio.run(messages_stream.main(list(argv)))

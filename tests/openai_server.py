@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import sys
 import threading
@@ -322,6 +323,9 @@ def main() -> None:
         asyncio.run(server.serve(lambda: show(server)))
     except KeyboardInterrupt:
         print("stopped")
+    except OSError as exc:  # the port is taken, or not ours to take
+        why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+        sys.exit(f"error: port {server.port} on 127.0.0.1 {why}: choose another with --port (0: any)")
 
 
 def show(server: OpenAIServer) -> None:

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from tests.conftest import read_within, script_env
+from tests.conftest import ROOT, read_within, script_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
+SERVER = ROOT / "tests" / "openai_server.py"
 
 
 def no_traceback(err: str) -> None:
@@ -92,6 +93,21 @@ def test_offline_default_is_one_error_line_a_hint_and_the_final_line(run_script)
 def test_several_words_make_one_prompt(run_script, server: OpenAIServer) -> None:
     result = run_script("--base-url", server.url("echo"), "Why", "is the sky", "blue?")
     assert json.loads(result.out.split(FINAL)[0]) == [{"role": "user", "content": "Why is the sky blue?"}]
+
+
+def test_piped_text_and_words_are_one_message(run_script, server: OpenAIServer) -> None:
+    result = run_script("--base-url", server.url("echo"), "Write a commit", "message", stdin=b"+ added\n")
+    assert result.status == 0
+    assert json.loads(result.out.split(FINAL)[0]) == [
+        {"role": "user", "content": "+ added\n\nWrite a commit message"}
+    ]
+
+
+def test_words_with_stdin_from_dev_null_are_sent_alone(start_script, server: OpenAIServer) -> None:
+    proc = start_script("--base-url", server.url("echo"), "Hi")  # stdin: /dev/null, as in CI
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err.decode()) == (0, "")
+    assert json.loads(out.decode().split(FINAL)[0]) == [{"role": "user", "content": "Hi"}]
 
 
 def test_g4f_missing_is_one_line(run_script, tmp_path) -> None:
@@ -313,6 +329,14 @@ def test_ctrl_c_while_stdin_is_read(start_script, server: OpenAIServer, sigint_r
     assert took < 2
 
 
+def test_ctrl_c_while_piped_text_is_read_for_words(start_script, server, sigint_reaches_children) -> None:
+    proc = start_script("--base-url", server.url("hello"), "Explain", stdin=subprocess.PIPE)
+    time.sleep(1.5)  # long past start-up: the script waits for the end of the piped text
+    out, err, took = ctrl_c(proc)
+    assert (proc.returncode, out, err) == (130, "", "interrupted\n")
+    assert took < 2
+
+
 def test_ctrl_c_while_g4f_is_imported(start_script, server: OpenAIServer, sigint_reaches_children) -> None:
     proc = start_script("--base-url", server.url("hello"), python_args=("-X", "importtime"))
     assert proc.stderr is not None
@@ -344,3 +368,18 @@ def test_reasoning_then_the_end_is_a_failure(run_script, server: OpenAIServer) -
         result.err
         == f"Thinkingerror: {server.url('reasoning-only')}: the stream ended without any answer text\n"
     )
+
+
+# ---- the test server, run alone ----------------------------------------------------------
+
+
+def test_test_server_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = [sys.executable, str(SERVER), "--port", str(port)]
+        result = subprocess.run(server, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    said = f"error: port {port} on 127.0.0.1 is in use: choose another with --port (0: any)\n"
+    assert result.stderr == said

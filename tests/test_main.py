@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from g4f.providers.response import FinishReason, Reasoning, Sources
 
+import messages_stream
 from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
 
 FINAL = "\n\nFinal accumulated text: "
@@ -177,7 +178,7 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
         (["--base-url", "http://"], "argument --base-url: not an http(s) URL: 'http://'"),
         (
             ["--base-url", "http://127.0.0.1:port/v1"],
-            "argument --base-url: bad URL 'http://127.0.0.1:port/v1': ",
+            "argument --base-url: not an http(s) URL: 'http://127.0.0.1:port/v1': Port could not be",
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
@@ -361,6 +362,17 @@ def test_verbose_shows_a_finish_reason_other_than_g4f_default(run_main, fake: Fa
     assert "finish reason: length\n" in run_main("-v").err
 
 
+def test_a_new_conversation_is_0600_whatever_the_umask(tmp_path) -> None:
+    import os
+
+    path, umask = tmp_path / "chat.json", os.umask(0)
+    try:
+        messages_stream.save_conversation(str(path), [{"role": "user", "content": "private"}])
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("mode", [0o600, 0o644, 0o444])
 def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeypatch, mode: int) -> None:
     import json
@@ -383,3 +395,177 @@ def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeyp
     assert len(modes) == 1 and modes[0] & ~mode & 0o077 == 0  # no one else could read it meanwhile
     assert path.stat().st_mode & 0o777 == mode
     assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]
+
+
+# ---- user names and passwords in URLs: hidden, the scheme and host kept --------------
+
+PROXY = "socks5://user:pw@127.0.0.1:1080"
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() clears NO_PROXY when given a proxy: put it back after the test."""
+    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY"):
+        monkeypatch.setenv(name, "")
+
+
+def test_the_proxy_after_an_error_keeps_its_scheme_and_host(run_main, fake: FakeClient, proxy_env) -> None:
+    fake.scripts = [RuntimeError("down")]
+    result = run_main("-p", "A", "--proxy", PROXY)
+    assert result.err == "error: A: RuntimeError: down (proxy socks5://***@127.0.0.1:1080)\n"
+
+
+def test_a_base_url_with_credentials_in_an_error_keeps_its_scheme(run_main, fake: FakeClient) -> None:
+    fake.scripts = [RuntimeError("down")]
+    result = run_main("--base-url", "http://user:pw@127.0.0.1:1/v1")
+    assert result.err == "error: http://***@127.0.0.1:1/v1: RuntimeError: down\n"
+
+
+def test_a_base_url_with_credentials_in_the_report_keeps_its_scheme(run_main, fake: FakeClient) -> None:
+    result = run_main("-v", "--base-url", "http://user:pw@127.0.0.1:1/v1")
+    assert "provider: http://***@127.0.0.1:1/v1  model: fake-model\n" in result.err
+    assert "pw" not in result.err
+
+
+@pytest.mark.parametrize("password", ["p/w", "p@w", "p:w", "a/b@c:d@"])
+def test_a_password_with_a_slash_at_sign_or_colon_is_hidden_whole(password: str) -> None:
+    text = f"socks5://user:{password}@127.0.0.1:1080"
+    assert messages_stream.masked(text) == "socks5://***@127.0.0.1:1080"
+
+
+def test_every_url_in_a_multi_line_text_is_masked() -> None:
+    text = "skipped: http://a:b@h/v1: 407\nuser:pw@127.0.0.1:1080 refused\nprovider: https://c:d@h/v1"
+    assert messages_stream.masked(text) == (
+        "skipped: http://***@h/v1: 407\n***@127.0.0.1:1080 refused\nprovider: https://***@h/v1"
+    )
+
+
+def test_a_url_without_credentials_is_left_alone() -> None:
+    text = "error: http://127.0.0.1:1/v1: down"
+    assert messages_stream.masked(text) == text
+
+
+def test_a_misspelt_option_quoting_a_proxy_is_masked(run_main, fake: FakeClient) -> None:
+    result = run_main(f"--proxyy={PROXY}")
+    assert result.status == 2 and "pw" not in result.err
+    assert "unrecognized arguments: --proxyy=socks5://***@127.0.0.1:1080 (see --help)\n" in result.err
+
+
+# ---- a URL that is refused says what is wrong with it ----------------------------------
+
+
+def usage_error(result: Any) -> str:
+    """The one line of a usage error, between "error: " and " (see --help)"."""
+    assert (result.status, result.out, result.err.count("\n")) == (2, "", 1)
+    return str(result.err.partition(": error: ")[2].removesuffix(" (see --help)\n"))
+
+
+def test_a_proxy_without_a_port_says_the_port_is_missing(run_main) -> None:
+    result = run_main("--proxy", "socks5://user:pw@127.0.0.1")
+    assert usage_error(result) == "argument --proxy: not a proxy URL: 'socks5://***@127.0.0.1': no port"
+
+
+def test_a_proxy_with_another_scheme_names_the_schemes_allowed(run_main) -> None:
+    assert usage_error(run_main("--proxy", "ftp://127.0.0.1:21")) == (
+        "argument --proxy: not a proxy URL: 'ftp://127.0.0.1:21': "
+        "it must start with http://, https://, socks5:// or socks5h://"
+    )
+
+
+def test_a_base_url_without_a_scheme_says_so(run_main) -> None:
+    assert usage_error(run_main("--base-url", "127.0.0.1:8080/v1")) == (
+        "argument --base-url: not an http(s) URL: '127.0.0.1:8080/v1': it must start with http:// or https://"
+    )
+
+
+def test_a_base_url_without_a_host_says_so(run_main) -> None:
+    result = run_main("--base-url", "http://:8080/v1")
+    assert usage_error(result) == "argument --base-url: not an http(s) URL: 'http://:8080/v1': no host"
+
+
+def test_a_port_that_is_not_a_number_says_so(run_main) -> None:
+    assert usage_error(run_main("-p", "http://user:pw@127.0.0.1:port/v1")) == (
+        "argument -p/--provider: not an http(s) URL: 'http://***@127.0.0.1:port/v1': "
+        "Port could not be cast to integer value as 'port'"
+    )
+
+
+def test_a_port_out_of_range_says_so(run_main) -> None:
+    assert usage_error(run_main("--proxy", "socks5://127.0.0.1:99999")) == (
+        "argument --proxy: not a proxy URL: 'socks5://127.0.0.1:99999': Port out of range 0-65535"
+    )
+
+
+@pytest.mark.parametrize("password", ["p/w", "12/w", "p?w", "p#w"])
+def test_a_slash_in_a_password_says_to_percent_encode_it(run_main, password: str) -> None:
+    """Else the URL ends at the '/': its host would be the user name, its port the password."""
+    result = run_main("--proxy", f"socks5://user:{password}@127.0.0.1:1080")
+    assert usage_error(result) == (
+        "argument --proxy: not a proxy URL: 'socks5://***@127.0.0.1:1080': "
+        "a / ? or # in the user name or password must be written %2F %3F %23"
+    )
+
+
+# ---- piped text and words: the text first, then a blank line, then the words ----------
+
+
+def stdin(monkeypatch: pytest.MonkeyPatch, data: bytes, tty: bool = False) -> io.BytesIO:
+    """Standard input with `data`, a pipe or a terminal; returns the bytes to see what was read."""
+    raw = io.BytesIO(data)
+    stream = io.TextIOWrapper(raw)
+    monkeypatch.setattr(stream, "isatty", lambda: tty)
+    monkeypatch.setattr(sys, "stdin", stream)
+    return raw
+
+
+def sent(fake: FakeClient) -> str:
+    return str(fake.calls[0]["messages"][-1]["content"])
+
+
+def test_piped_text_then_a_blank_line_then_the_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"diff --git a/x b/x\n+hello\n")
+    assert run_main("Write", "a commit message for this").status == 0
+    assert sent(fake) == "diff --git a/x b/x\n+hello\n\nWrite a commit message for this"
+
+
+def test_an_empty_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"")  # as from </dev/null, or a test runner's closed pipe
+    assert run_main("Hi", "there").status == 0
+    assert sent(fake) == "Hi there"
+
+
+def test_a_blank_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b" \n\n")
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi"
+
+
+def test_a_dash_alone_sends_stdin_alone(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"only this\n")
+    assert run_main("-").status == 0
+    assert sent(fake) == "only this"
+
+
+def test_without_words_stdin_is_left_unread(run_main, fake: FakeClient, monkeypatch) -> None:
+    raw = stdin(monkeypatch, b"not for the prompt")
+    assert run_main().status == 0
+    assert sent(fake) == "Say hello there!" and raw.tell() == 0
+
+
+def test_a_terminal_is_not_read_for_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    raw = stdin(monkeypatch, b"typed ahead", tty=True)
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi" and raw.tell() == 0
+
+
+def test_no_stdin_at_all_sends_the_words(run_main, fake: FakeClient, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)  # started with standard input closed
+    assert run_main("Hi").status == 0
+    assert sent(fake) == "Hi"
+
+
+def test_piped_text_that_is_not_utf8_with_words_is_bad_usage(run_main, fake: FakeClient, monkeypatch) -> None:
+    stdin(monkeypatch, b"caf\xe9")
+    result = run_main("Explain")
+    assert usage_error(result).startswith("standard input is not UTF-8: ")
+    assert fake.calls == []

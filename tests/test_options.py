@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, read_within, script_env
+from tests.conftest import BACKENDS, Result, read_within, script_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
@@ -168,7 +168,11 @@ def test_proxy_refusing_the_password_is_one_masked_line(run_script, server, http
     no_credentials(result, wrong)
 
 
-@pytest.mark.parametrize("scheme", ["http", "https", "socks5", "socks5h"])
+# Every scheme under both backends, but https over aiohttp: that is bad usage (tested below).
+SCHEMES = [(scheme, backend) for scheme in ("http", "https", "socks5", "socks5h") for backend in BACKENDS]
+
+
+@pytest.mark.parametrize(("scheme", "backend"), [p for p in SCHEMES if p != ("https", "aiohttp")])
 def test_dead_proxy_fails_fast_one_masked_line_per_provider(run_script, server, scheme: str) -> None:
     port, sent = closed_port(), len(server.requests)
     proxy = f"{scheme}://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{port}"
@@ -195,6 +199,19 @@ def test_a_backend_quoting_the_proxy_url_gets_it_masked(run_script, server: Open
     assert (result.status, result.out) == (1, FINAL + "\n")
     assert result.err.startswith(f"error: {server.url('hello')}: ") and result.err.count("\n") == 1
     no_credentials(result)
+
+
+@pytest.mark.parametrize("backend", ["aiohttp"])
+@pytest.mark.parametrize("how", ["flag", "G4F_PROXY"])
+def test_an_https_proxy_without_curl_cffi_is_bad_usage(run_script, server, how: str) -> None:
+    proxy = f"https://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{closed_port()}"
+    args, env = (["--proxy", proxy], {}) if how == "flag" else ([], {"G4F_PROXY": proxy})
+    result = run_script("--base-url", server.url("hello"), *args, env=env)
+    assert (result.status, result.out) == (2, "")
+    assert result.err == (
+        "messages_stream.py: error: argument --proxy: g4f runs over aiohttp here (no curl_cffi), which "
+        "cannot use an https:// proxy: use http:// or socks5://, or install curl_cffi (see --help)\n"
+    )
 
 
 MALFORMED = [
@@ -488,6 +505,13 @@ def test_permissions_are_kept(run_script, server: OpenAIServer, tmp_path, mode: 
     assert result.status == 0
     assert stat.S_IMODE(chat.stat().st_mode) == mode
     assert stored(chat)[-1] == {"role": "assistant", "content": "Hello there!"}
+
+
+def test_a_new_conversation_file_is_readable_by_its_owner_alone(run_script, server, tmp_path) -> None:
+    chat = conversation(tmp_path)  # missing: the run creates it
+    assert run_script("--base-url", server.url("hello"), "-c", str(chat), "private").status == 0
+    assert stat.S_IMODE(chat.stat().st_mode) == 0o600
+    assert stored(chat)[-1] == HELLO_TURN
 
 
 HOOK = """
