@@ -173,9 +173,10 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 failure, cause = "the stream ended without any answer text", None
             except Exception as exc:
                 failure, cause = one_line(exc, key), exc
-            finally:  # end the provider's stream by cancelling a wait on it, however the loop ended:
-                with contextlib.suppress(Exception):  # closed at a yield, curl_cffi's goes on
-                    while stream is not None:  # until StopAsyncIteration, or the timeout (ours)
+            finally:  # end the provider's stream by cancelling a wait on it, however the loop ended
+                # (closed at a yield, curl_cffi's goes on); but not as the loop closes every generator
+                with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
+                    while stream and not getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", 0):
                         with contextlib.suppress(StopIteration):  # a chunk that was ready: the next
                             await idle.on(pending := stream.__anext__(), pending.send(None), 0)
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
