@@ -3,17 +3,18 @@
 # requires-python = ">=3.11"
 # dependencies = ["g4f>=7.7.7", "aiohttp_socks>=0.8"]
 # ///
-"""Stream a chat completion with g4f, printing each piece of the answer as it arrives.
+"""Stream a chat completion with g4f, printing the answer as it arrives.
 
 examples:
-  %(prog)s                    # asks gpt-4: Say hello there!
-  %(prog)s Как тебя зовут?
+  %(prog)s                            # asks gpt-4: Say hello there!
+  %(prog)s -s "Be brief." Как тебя зовут?
   echo "Write a haiku" | %(prog)s -
-  git diff | %(prog)s Write a commit message for this   # the diff, then the words
-  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 -s "Be brief." Hi
-  %(prog)s -p http://localhost:8080/v1 -p PollinationsAI --timeout 20 -v Hi
-  %(prog)s -c chat.json Hi; %(prog)s -c chat.json What did I just say?
-  %(prog)s --proxy socks5://user:password@127.0.0.1:1080 --temperature 0.2 --max-tokens 500 Hi
+  git diff | %(prog)s Explain this    # the diff, then the words
+  %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 Hi
+  %(prog)s -p http://localhost:8080/v1 -p PollinationsAI -v Hi
+  %(prog)s -c chat.json Hi, I am Ada.
+  %(prog)s -c chat.json Who am I?     # with the turn before
+  %(prog)s --proxy socks5://127.0.0.1:1080 --temperature 0 Hi
 
 The answer goes to stdout, then a blank line and "Final accumulated text: ...".
 Reasoning, errors and the -v report go to stderr.
@@ -282,20 +283,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "prompt",
         nargs="*",
-        help=f"the user message, after any piped text; - for stdin alone (default: {DEFAULT_PROMPT!r})",
+        help="the message, after any piped text; - reads stdin alone",
     )
-    add("-m", "--model", default="gpt-4", help="the model (default: gpt-4)")
+    add("-m", "--model", default="gpt-4", metavar="NAME", help="the model (default: gpt-4)")
     add(
         "-p",
         "--provider",
         action="append",
         type=lambda v: url(v) if "://" in v else v,
         metavar="NAME|URL",
-        help="a g4f provider name or OpenAI-compatible base URL; repeat to fall back in that order",
+        help="g4f provider or base URL; repeat to fall back in order",
     )
     add("--base-url", type=url, metavar="URL", help="an OpenAI-compatible endpoint, e.g. Ollama's")
-    add("--api-key", default=os.environ.get("G4F_API_KEY"), help="API key (default: $G4F_API_KEY)")
-    add("-s", "--system", help="a system message, sent first (in place of a stored one)")
+    add(
+        "--api-key",
+        default=os.environ.get("G4F_API_KEY"),
+        metavar="KEY",
+        help="API key (default: $G4F_API_KEY)",
+    )
+    add("-s", "--system", metavar="TEXT", help="a system message, sent first (replaces a stored one)")
     add("--timeout", type=float, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
     add("-c", "--conversation", metavar="FILE", help="JSON messages to send first; gets the new turn")
     # aiohttp_socks is a dependency: g4f over aiohttp (a plain `pip install g4f`) needs it for any proxy.
@@ -305,10 +311,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda v: url(v, proxy),
         default=os.getenv("G4F_PROXY") or None,
         metavar="URL",
-        help=f"{'|'.join(proxy)}://[USER:PASSWORD@]HOST:PORT for every request (default: $G4F_PROXY)",
+        help="http(s):// or socks5(h):// proxy (default: $G4F_PROXY)",
     )
-    add("--temperature", type=float, help="from 0 to 2 (default: the provider's)")
-    add("--max-tokens", type=int, help="at most this many tokens (g4f also stops after as many chunks)")
+    add("--temperature", type=float, metavar="T", help="from 0 to 2 (default: the provider's)")
+    add("--max-tokens", type=int, metavar="N", help="at most N tokens (g4f also stops after N chunks)")
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
     args = parser.parse_args(argv)

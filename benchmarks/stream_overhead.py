@@ -334,7 +334,7 @@ def print_backend(
 
 def print_decision(flush: dict[str, dict[str, float]]) -> None:
     """The rule for adopting the coalesced flush in the script: both conditions are needed, and
-    not enough. The script keeps print(flush=True): see the README's Performance section."""
+    not enough. The script keeps print(flush=True): see docs/performance.md."""
     cuts = all(figures["share"] >= 0.10 for figures in flush.values())
     prompt = all(figures["latency"] <= 1.0 for figures in flush.values())
     shares = ", ".join(f"{backend} {figures['share']:.1%}" for backend, figures in flush.items())
@@ -343,7 +343,7 @@ def print_decision(flush: dict[str, dict[str, float]]) -> None:
     print(f"  cuts this script's CPU per chunk by at least 10%: {shares} -> {'yes' if cuts else 'no'}")
     print(f"  a delta still reaches stdout within 1 ms: {delays} -> {'yes' if prompt else 'no'}")
     verdict = "yes" if cuts and prompt else "no"
-    print(f"  both hold: {verdict} (the script keeps print(flush=True): the README says why)")
+    print(f"  both hold: {verdict} (the script keeps print(flush=True): docs/performance.md says why)")
     bursts = ", ".join(
         f"{backend} {f['burst']:.2f} ms (not {f['burst print']:.2f})" for backend, f in flush.items()
     )
@@ -358,7 +358,7 @@ def print_decision(flush: dict[str, dict[str, float]]) -> None:
 def print_openai_sdk(deltas: DeltaServer, chunks: int, repeats: int) -> None:
     """The SDK in a process of its own, where pydantic is visible, against the floor there."""
     if importlib.util.find_spec("openai") is None:
-        print("OpenAI SDK: not installed, skipped (.venv/bin/pip install openai)\n")
+        print("OpenAI SDK: not installed, skipped (.venv-test/bin/pip install openai)\n")
         return
     runs = per_chunk(
         env_for("aiohttp", hide_pydantic=False), deltas, ["floor", "OpenAI SDK"], chunks, repeats

@@ -383,3 +383,23 @@ def test_test_server_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
     assert (result.returncode, result.stdout) == (1, "")
     said = f"error: port {port} on 127.0.0.1 is in use: choose another with --port (0: any)\n"
     assert result.stderr == said
+
+
+# ---- g4f's known problems, as the README states them ---------------------------------------
+
+
+def test_a_fastapi_style_401_waits_out_the_timeout_under_curl_cffi_alone(
+    run_script, server: OpenAIServer, backend: str
+) -> None:
+    """A known problem of g4f's (the README's Troubleshooting): should g4f fix it, this fails,
+    and the README's line goes. The other known problems are examples in docs/usage.md."""
+    started = time.monotonic()
+    result = run_script("--base-url", server.url("detail-401"), "--timeout", "2", timeout=30)
+    took = time.monotonic() - started
+    assert (result.status, result.out) == (1, FINAL + "\n")
+    if backend == "aiohttp":
+        said = 'MissingAuthError: Response 401: {"detail": "test server says no (401)"}'  # at once
+        assert result.err == f"error: {server.url('detail-401')}: {said}\n"
+    else:
+        assert result.err == f"error: {server.url('detail-401')}: TimeoutError: no delta within 2s\n"
+        assert took >= 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import shlex
 import sys
 import time
 from typing import Any
@@ -231,6 +233,46 @@ def test_help_shows_every_option_and_examples(run_main) -> None:
         "exit status:",
     ):
         assert option in result.out
+
+
+def test_help_gives_each_option_one_line_on_an_80_column_terminal(run_main, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run_main("--help").out
+    assert [line for line in out.splitlines() if len(line) > 80] == []
+    options = out.partition("positional arguments:\n")[2].partition("\n\nexamples:")[0]
+    entries = re.split(r"\n(?=  \S)", options.replace("\n\noptions:", ""))
+    assert len(entries) == 14  # prompt, -h and every option
+    for entry in entries:  # its help: on the line of its name if that leaves room, else below
+        first, *rest = entry.splitlines()
+        helps = [first[24:]] if first[22:24] == "  " else []
+        helps += [line[24:] for line in rest if line.startswith(" " * 24)]
+        assert len(helps) == 1 and len(rest) == (0 if first[22:24] == "  " else 1), entry
+
+
+def help_examples() -> list[str]:
+    """The examples of --help, as it shows them."""
+    examples = (messages_stream.__doc__ or "").partition("examples:\n")[2].partition("\n\n")[0]
+    return [line.strip().replace("%(prog)s", "messages_stream.py") for line in examples.splitlines()]
+
+
+@pytest.mark.parametrize("example", help_examples())
+def test_each_help_example_runs_as_written(
+    run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch, tmp_path, proxy_env, example: str
+) -> None:
+    """Split as a shell splits it, each is a command line the script takes and answers (from
+    the fake client). An `echo TEXT |` before it is TEXT on stdin; another command, some text."""
+    monkeypatch.chdir(tmp_path)  # -c chat.json
+    words = shlex.split(example, comments=True)
+    if "|" in words:
+        before, words = words[: words.index("|")], words[words.index("|") + 1 :]
+        piped = " ".join(before[1:]) if before[0] == "echo" else "some text"
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped.encode() + b"\n")))
+    assert words[0] == "messages_stream.py", example
+    result = run_main(*words[1:])
+    assert result.status == 0, result.err
+    assert "error" not in result.err and len(fake.calls) == 1
+    if example.startswith("echo"):
+        assert fake.calls[0]["messages"][-1]["content"] == piped
 
 
 # ---- reasoning, fallback and the -v report ---------------------------------------
