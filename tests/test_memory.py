@@ -37,12 +37,17 @@ asyncio.run(main())
 """
 
 
-def bot(port: int, seconds: float = 60) -> str:
+def page_programs() -> list[str]:
+    """The page's ```python blocks: the Cooldown, and a bot's reply() that uses it."""
+    return re.findall(r"^```python\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+
+
+def bot(port: int, seconds: float = 60, app: str = APP) -> str:
     """The page's blocks, pasted after the core, asking our server, cooling for `seconds`."""
-    blocks = re.findall(r"^```python\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+    blocks = page_programs()
     assert len(blocks) == 2 and "Cooldown(seconds=60)" in blocks[1] and "127.0.0.1:8765" in blocks[1]
     use = blocks[1].replace("Cooldown(seconds=60)", f"Cooldown(seconds={seconds})")
-    return lifted(blocks[0] + "\n\n" + use.replace("127.0.0.1:8765", f"127.0.0.1:{port}") + APP)
+    return lifted(blocks[0] + "\n\n" + use.replace("127.0.0.1:8765", f"127.0.0.1:{port}") + app)
 
 
 def asked(server: OpenAIServer, mark: str, messages: int) -> list[list[str]]:
@@ -79,5 +84,5 @@ def test_after_the_cooldown_the_provider_is_asked_first_again(
 
 def test_the_page_needs_nothing_the_core_does_not_import(tmp_path: Path) -> None:
     path = tmp_path / "bot.py"
-    path.write_text(bot(8765), encoding="utf-8")
+    path.write_text(bot(8765, app=""), encoding="utf-8")
     assert ruff(path) == ""
