@@ -36,7 +36,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,19 +48,15 @@ class StreamError(Exception):
 
 
 class Idle:
-    """Awaits a chunk that had to wait (`pending.send(None)` gave `yielded`): one timer per wait,
-    none between chunks. Every cancel thrown into the wait passes here, so it is level-triggered
-    without polling: one the provider swallows (curl_cffi does, and anyio is not in plain g4f)
-    is sent again, and one it turns into a chunk or another exception still ends it. As in
-    asyncio.timeout, own cancels are taken back and only a count above the one at the wait's
-    start is the task's: one left from before (a failed TaskGroup, a caught /stop) is not."""
+    """Awaits a chunk that had to wait (`pending.send(None)` gave `yielded`), one timer a wait. Each
+    cancel thrown in passes here: level-triggered without polling, as curl_cffi swallows one. As in
+    asyncio.timeout, own cancels are taken back; only a count above the wait's start is the task's."""
 
     task: Any = None
-    cancelled: Any = None  # the first CancelledError thrown into the wait
+    cancelled: Any = None  # the args of the first CancelledError thrown in (not it: no cycle)
 
     def on(self, pending: Any, yielded: Any, timeout: float) -> Any:
-        self.inner, self.yielded, self.timeout = pending, [yielded], timeout
-        self.task = asyncio.current_task()
+        self.inner, self.first, self.timeout, self.task = pending, [yielded], timeout, asyncio.current_task()
         mark = self.task.cancelling() - getattr(self.task, "_must_cancel", False)  # one asked, not delivered
         self.mark, self.cancels, self.cancelled, self.fired = mark, 0, None, False
         self.handle = asyncio.get_running_loop().call_later(timeout, self.cancel, True)
@@ -71,10 +66,11 @@ class Idle:
         return self
 
     def __next__(self) -> Any:
-        return self.yielded.pop() if self.yielded else self.step(self.inner.send, None)
+        return self.first.pop() if self.first else self.step(self.inner.send, None)
 
     def throw(self, exc: Any, *rest: Any) -> Any:
-        self.cancelled = self.cancelled or (exc if isinstance(exc, asyncio.CancelledError) else None)
+        if self.cancelled is None and isinstance(exc, asyncio.CancelledError):
+            self.cancelled = exc.args
         return self.step(self.inner.throw, exc, *rest)
 
     def step(self, resume: Any, *args: Any) -> Any:
@@ -87,19 +83,29 @@ class Idle:
                 task.uncancel()
             if self.fired and task.cancelling() <= self.mark:
                 raise TimeoutError(f"no delta within {self.timeout:g}s") from None
-            if self.cancelled and task.cancelling() > self.mark:  # the task's cancel: it stands
-                raise self.cancelled from None
+            if self.cancelled is not None and task.cancelling() > self.mark:  # the task's: it stands
+                raise asyncio.CancelledError(*self.cancelled) from None
             if isinstance(exc, asyncio.CancelledError):  # nobody cancelled the task: the provider's own
                 raise ConnectionError("the provider's stream was cancelled") from exc
             raise
-        if self.cancelled and (self.fired or self.task.cancelling() > self.mark + self.cancels):
-            asyncio.get_running_loop().call_soon(self.cancel)  # swallowed: again, until it lets go
+        if self.cancelled is not None and (self.fired or self.task.cancelling() > self.mark + self.cancels):
+            asyncio.get_running_loop().call_later(0.01, self.cancel)  # swallowed: again, until it lets go
         return yielded
 
     def cancel(self, expired: bool = False) -> None:
         if self.task is not None:
             self.fired, self.cancels = self.fired or expired, self.cancels + 1
             self.task.cancel()
+
+    async def end(self, stream: Any) -> None:
+        """Cancels a wait on the provider, within 64 chunks read: closed at a yield, curl_cffi goes on."""
+        if stream is None or getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", False):
+            return  # as the loop shuts down, it closes every generator itself
+        with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
+            for _ in range(64):
+                with contextlib.suppress(StopIteration):  # a chunk already read: the next
+                    await self.on(pending := stream.__anext__(), pending.send(None), 0)
+            await stream.aclose()
 
 
 def one_line(exc: BaseException, secret: str | None) -> str:
@@ -111,25 +117,21 @@ def one_line(exc: BaseException, secret: str | None) -> str:
 
 
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
-    """A drop-in for `client.chat.completions.create(stream=True, **request)` yielding g4f's
-    chunks, with fallback in order through `providers` (g4f names, OpenAI-compatible URLs, None
-    for g4f's choice) until one sends a delta, an idle `timeout` per wait (Idle), and StreamError
-    for any failure. Then `provider` answered, at `first_delta` (perf_counter), after `failures`.
-    Its generator holds its __dict__, not itself: no cycle, so one let go closes at once."""
+    """A drop-in for `client.chat.completions.create(stream=True, **request)` yielding g4f's chunks,
+    with fallback in order through `providers` (g4f names, OpenAI URLs, None: g4f's choice) until
+    one sends a delta, an idle `timeout` per wait, and StreamError for any failure. Then `provider`,
+    `first_delta` and `failures` tell. Its generator holds its __dict__, not it: no cycle."""
 
     __slots__ = ("__dict__", "chunks")
 
     def __init__(
-        self,
-        client: Any,
-        *,
-        providers: Iterable[Any] = (None,),
-        timeout: float = 120.0,
-        api_key: str | None = None,
-        **request: Any,
+        self, client: Any, *, providers: Any = (None,), timeout: float = 120.0, api_key: Any = None, **request
     ) -> None:
-        if isinstance(providers, str) or "provider" in request or not request.pop("stream", True):
-            raise TypeError("resilient_stream() always streams, from providers=[...], a list")
+        if type(providers) is str or "provider" in request or not request.pop("stream", 1) or timeout <= 0:
+            raise TypeError("resilient_stream() streams, from providers=[...], a list, in timeout > 0 s")
+        if api_key and getattr(client, "api_key", None) is None:  # else g4f sends the client's
+            request["api_key"] = api_key
+        api_key = api_key or getattr(client, "api_key", None)  # masked in every failure
         self.provider, self.first_delta, self.failures = None, 0.0, list[str]()
         self.chunks = self.stream(vars(self), client, providers, timeout, api_key, request)
 
@@ -174,12 +176,8 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 failure, cause = "the stream ended without any answer text", None
             except Exception as exc:
                 failure, cause = one_line(exc, key), exc
-            finally:  # end the provider's stream by cancelling a wait on it, however the loop ended
-                # (closed at a yield, curl_cffi's goes on); but not as the loop closes every generator
-                with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
-                    while stream and not getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", 0):
-                        with contextlib.suppress(StopIteration):  # a chunk that was ready: the next
-                            await idle.on(pending := stream.__anext__(), pending.send(None), 0)
+            finally:  # however it ended; in a task of its own, as a cancel inside aclose() leaves
+                await asyncio.ensure_future(idle.end(stream))  # it marked running on 3.11 and 3.12
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
             seen["failures"].append(f"{name}: {failure}")
             if shown:

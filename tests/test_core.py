@@ -606,11 +606,19 @@ def test_a_waiting_stream_runs_nothing_until_its_deadline(fake: FakeClient) -> N
 
 
 @pytest.mark.parametrize(
-    "call", [{"provider": "A"}, {"providers": "http://127.0.0.1:1/v1"}, {"stream": False}], ids=str
+    "call",
+    [{"provider": "A"}, {"providers": "http://127.0.0.1:1/v1"}, {"stream": False}, {"timeout": 0}],
+    ids=str,
 )
 def test_a_keyword_it_cannot_honour_is_a_type_error_before_any_request(fake: FakeClient, call) -> None:
     with pytest.raises(TypeError, match="providers="):
         resilient_stream(fake, **call)
+    assert fake.calls == []
+
+
+def test_no_timeout_is_a_type_error_before_any_request(fake: FakeClient) -> None:
+    with pytest.raises(TypeError):
+        resilient_stream(fake, timeout=None)  # type: ignore[arg-type]
     assert fake.calls == []
 
 
@@ -649,3 +657,59 @@ def test_a_cancel_from_outside_after_the_deadline_stays_a_cancel(fake: FakeClien
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(scenario())
+
+
+# ---- found by a cold review ------------------------------------------------------------------
+
+
+def test_the_api_key_reaches_a_named_provider(fake: FakeClient) -> None:
+    assert outcome(resilient_stream(fake, providers=["A"], api_key="sk-for-A")) == ("Hello there!", None, [])
+    assert fake.calls[0]["api_key"] == "sk-for-A"
+
+
+def test_the_clients_own_key_is_masked_too(fake: FakeClient) -> None:
+    fake.api_key = "sk-client-7"  # type: ignore[attr-defined]
+    fake.scripts = [[RuntimeError("401: bad key sk-client-7")]]
+    _, error, _ = outcome(resilient_stream(fake, providers=["A"]))
+    assert error == "A: RuntimeError: 401: bad key ***"
+    assert "api_key" not in fake.calls[0]  # g4f sends the client's own
+
+
+def test_closing_early_does_not_read_the_rest_of_a_fast_answer(fake: FakeClient) -> None:
+    produced = []
+
+    async def provider(**_: Any) -> Any:
+        for n in range(10_000):  # all of it already read: no wait between chunks
+            produced.append(n)
+            yield chunk("x")
+
+    fake.chat.completions.create = provider
+
+    async def scenario() -> None:
+        stream = resilient_stream(fake, timeout=5)
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(scenario())
+    assert len(produced) <= 100
+
+
+def test_a_stream_closed_from_another_task_just_ends(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", "lo", stall]]
+
+    async def scenario() -> list[str]:
+        stream, got = resilient_stream(fake, timeout=5), []
+
+        async def relay() -> None:
+            async for item in stream:
+                got.append(str(item.choices[0].delta.content))
+                await asyncio.sleep(0.1)  # the bot's own work, where /stop closes the stream
+
+        task = asyncio.create_task(relay())
+        await asyncio.sleep(0.05)
+        await stream.aclose()  # /stop
+        await task  # it ends, no RuntimeError('anext(): asynchronous generator is already running')
+        return got
+
+    assert asyncio.run(scenario()) == ["Hel"]

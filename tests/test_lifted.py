@@ -603,3 +603,26 @@ def test_a_keyword_it_cannot_honour_is_a_type_error_at_once(
     assert "type_error" in run.facts, f"{str(run.facts)[:500]}\n{run.tail}"
     assert not run.requests
     run.quiet()
+
+
+BREAK_AT_EXIT = """
+
+async def main():
+    async for chunk in ask("stall-after-2"):
+        if delta(chunk):
+            report(got=delta(chunk))
+            break  # and asyncio.run ends at once, the stream not yet closed
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_program_that_ends_right_after_a_break_ends_quietly(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    run = run_app(tmp_path, backend, server, BREAK_AT_EXIT)
+    assert run.facts == {"got": "Hello"}, run.tail
+    run.quiet()
+    for noise in ("Task was destroyed", "an error occurred during closing"):
+        assert noise not in run.err, run.tail
