@@ -99,7 +99,7 @@ class Idle:
 
     async def end(self, stream: Any) -> None:
         """Cancels a wait on the provider, within 64 chunks read: closed at a yield, curl_cffi goes on."""
-        if stream is None or getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", False):
+        if getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", False):
             return  # as the loop shuts down, it closes every generator itself
         with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
             for _ in range(64):
@@ -122,7 +122,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
     one sends a delta, an idle `timeout` per wait, and StreamError for any failure. Then `provider`,
     `first_delta` and `failures` tell. Its generator holds its __dict__, not it: no cycle."""
 
-    __slots__ = ("__dict__", "chunks")
+    __slots__ = ("__dict__", "__weakref__", "chunks")
 
     def __init__(
         self, client: Any, *, providers: Any = (None,), timeout: float = 120.0, api_key: Any = None, **request
@@ -176,8 +176,9 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 failure, cause = "the stream ended without any answer text", None
             except Exception as exc:
                 failure, cause = one_line(exc, key), exc
-            finally:  # however it ended; in a task of its own, as a cancel inside aclose() leaves
-                await asyncio.ensure_future(idle.end(stream))  # it marked running on 3.11 and 3.12
+            finally:  # if left at a yield; in a task of its own, as a cancel inside aclose() leaves
+                if getattr(stream, "ag_frame", None):  # it marked as running on 3.11 and 3.12
+                    await asyncio.ensure_future(idle.end(stream))
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
             seen["failures"].append(f"{name}: {failure}")
             if shown:

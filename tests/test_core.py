@@ -10,6 +10,7 @@ import gc
 import math
 import time
 import types
+import weakref
 from typing import Any
 
 import pytest
@@ -713,3 +714,8 @@ def test_a_stream_closed_from_another_task_just_ends(fake: FakeClient) -> None:
         return got
 
     assert asyncio.run(scenario()) == ["Hel"]
+
+
+def test_a_stream_can_be_weakly_referenced_as_g4fs_can(fake: FakeClient) -> None:
+    stream = resilient_stream(fake)
+    assert weakref.ref(stream)() is stream
