@@ -563,6 +563,19 @@ def test_a_stream_let_go_is_closed_without_the_garbage_collector(fake: FakeClien
         gc.enable()
 
 
+def break_then_close(fake: FakeClient, provider: Any) -> None:
+    """Stream from `provider`, leave the loop at the first chunk, then close, as a bot's /stop."""
+    fake.chat.completions.create = provider
+
+    async def scenario() -> None:
+        stream = resilient_stream(fake, timeout=5)
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_closing_ends_the_providers_wait_not_only_its_generator(fake: FakeClient) -> None:
     """curl_cffi ends a transfer only when a wait on it is cancelled, not when its generator
     is closed at a yield: closing must resume the provider and cancel that wait."""
@@ -576,15 +589,7 @@ def test_closing_ends_the_providers_wait_not_only_its_generator(fake: FakeClient
             ended.append("transfer ended")
             raise
 
-    fake.chat.completions.create = provider
-
-    async def scenario() -> None:
-        stream = resilient_stream(fake, timeout=5)
-        async for _ in stream:
-            break
-        await stream.aclose()
-
-    asyncio.run(scenario())
+    break_then_close(fake, provider)
     assert ended == ["transfer ended"]
 
 
@@ -684,15 +689,7 @@ def test_closing_early_does_not_read_the_rest_of_a_fast_answer(fake: FakeClient)
             produced.append(n)
             yield chunk("x")
 
-    fake.chat.completions.create = provider
-
-    async def scenario() -> None:
-        stream = resilient_stream(fake, timeout=5)
-        async for _ in stream:
-            break
-        await stream.aclose()
-
-    asyncio.run(scenario())
+    break_then_close(fake, provider)
     assert len(produced) <= 100
 
 
