@@ -97,15 +97,16 @@ class Idle:
             self.fired, self.cancels = self.fired or expired, self.cancels + 1
             self.task.cancel()
 
-    async def end(self, stream: Any) -> None:
-        """Cancels a wait on the provider, within 64 chunks read: closed at a yield, curl_cffi goes on."""
-        if getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", False):
-            return  # as the loop shuts down, it closes every generator itself
-        with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
-            for _ in range(64):
-                with contextlib.suppress(StopIteration):  # a chunk already read: the next
-                    await self.on(pending := stream.__anext__(), pending.send(None), 0)
-            await stream.aclose()
+
+async def end_transfer(stream: Any) -> None:
+    """Cancels a wait on the provider, within 64 chunks read: closed at a yield, curl_cffi goes on."""
+    if getattr(asyncio.get_running_loop(), "_asyncgens_shutdown_called", False):
+        return  # as the loop shuts down, it closes every generator itself
+    with contextlib.suppress(Exception):  # StopAsyncIteration, or the timeout (ours)
+        for _ in range(64):
+            with contextlib.suppress(StopIteration):  # a chunk already read: the next
+                await Idle().on(pending := stream.__anext__(), pending.send(None), 0)
+        await stream.aclose()
 
 
 def one_line(exc: BaseException, secret: str | None) -> str:
@@ -146,7 +147,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 
     @staticmethod
     async def stream(seen: Any, client: Any, providers: Any, timeout: float, key: Any, request: Any) -> Any:
-        idle, cause = Idle(), None
+        cause = None
         for spec in providers:
             provider, stream, shown, answered = spec, None, False, False
             if isinstance(spec, str) and "://" in spec:
@@ -159,7 +160,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 while True:
                     try:  # a chunk already read, else what it waits on
                         chunk = (pending := stream.__anext__()).send(None)
-                        chunk = await idle.on(pending, chunk, timeout)
+                        chunk = await Idle().on(pending, chunk, timeout)  # one a wait: no stale timer
                     except StopIteration as ready:
                         chunk = ready.value
                     except StopAsyncIteration:
@@ -178,7 +179,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 failure, cause = one_line(exc, key), exc
             finally:  # if left at a yield; in a task of its own, as a cancel inside aclose() leaves
                 if getattr(stream, "ag_frame", None):  # it marked as running on 3.11 and 3.12
-                    await asyncio.ensure_future(idle.end(stream))
+                    await asyncio.ensure_future(end_transfer(stream))
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
             seen["failures"].append(f"{name}: {failure}")
             if shown:

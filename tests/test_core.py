@@ -716,3 +716,16 @@ def test_a_stream_closed_from_another_task_just_ends(fake: FakeClient) -> None:
 def test_a_stream_can_be_weakly_referenced_as_g4fs_can(fake: FakeClient) -> None:
     stream = resilient_stream(fake)
     assert weakref.ref(stream)() is stream
+
+
+def test_a_cancel_sent_again_for_one_provider_never_reaches_the_next(fake: FakeClient) -> None:
+    async def swallow_then_fail() -> None:  # as curl_cffi: swallows the cancel, ends a moment later
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        await asyncio.sleep(0.001)
+        raise ConnectionResetError("closed")
+
+    fake.scripts = [[swallow_then_fail], [pause(0.05), "Hi"]]
+    stream = resilient_stream(fake, providers=["A", "B"], timeout=0.1)
+    assert outcome(stream) == ("Hi", None, [])
+    assert stream.failures == ["A: TimeoutError: no delta within 0.1s"]
