@@ -280,11 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     first, _, examples = (__doc__ or "").partition("\n\n")
     parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add(
-        "prompt",
-        nargs="*",
-        help="the message, after any piped text; - reads stdin alone",
-    )
+    add("prompt", nargs="*", help="the message, after any piped text; - reads stdin alone")
     add("-m", "--model", default="gpt-4", metavar="NAME", help="the model (default: gpt-4)")
     add(
         "-p",
@@ -295,12 +291,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="g4f provider or base URL; repeat to fall back in order",
     )
     add("--base-url", type=url, metavar="URL", help="an OpenAI-compatible endpoint, e.g. Ollama's")
-    add(
-        "--api-key",
-        default=os.environ.get("G4F_API_KEY"),
-        metavar="KEY",
-        help="API key (default: $G4F_API_KEY)",
-    )
+    add("--api-key", default=os.getenv("G4F_API_KEY"), metavar="KEY", help="API key (default: $G4F_API_KEY)")
     add("-s", "--system", metavar="TEXT", help="a system message, sent first (replaces a stored one)")
     add("--timeout", type=float, default=120.0, metavar="SECONDS", help="longest wait for each delta (120)")
     add("-c", "--conversation", metavar="FILE", help="JSON messages to send first; gets the new turn")
