@@ -248,6 +248,7 @@ import uvicorn
 async def serve():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen()  # before the port is printed: a client may connect at once
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     stop = asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     stop.add_done_callback(lambda _: setattr(server, "should_exit", True))
