@@ -300,7 +300,8 @@ class OpenAIServer:
 
     async def serve(self, ready: Callable[[], Any]) -> None:
         """Serve on 127.0.0.1:`port` (0: any free port) until cancelled; `ready()` once bound."""
-        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        # backlog: a burst of 1,000 connections (tests/test_scale.py) is accepted, not dropped and retried
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
         self.port = server.sockets[0].getsockname()[1]
         ready()
         async with server:

@@ -38,6 +38,7 @@ from tests.conftest import ROOT, Result
 from tests.openai_server import OpenAIServer
 from tests.test_lifted import readme_programs
 from tests.test_memory import page_programs
+from tests.test_scale import recipes
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!-- not run: .+ -->")
@@ -165,7 +166,7 @@ def test_only_the_readmes_opening_example_is_not_run() -> None:
 
 
 def test_every_python_example_is_one_the_suite_runs() -> None:
-    assert sorted(b.text for b in blocks("python")) == sorted(readme_programs() + page_programs())
+    assert sorted(b.text for b in blocks("python")) == sorted(readme_programs() + page_programs() + recipes())
 
 
 def test_every_page_has_examples_the_suite_runs() -> None:
