@@ -384,15 +384,21 @@ def read_attachments(parser: Parser, paths: list[str]) -> list[tuple[bytes, str]
                 data = file.read()
         except OSError as exc:
             parser.error(f"argument -a/--attach: cannot read {path}: {exc.strerror or exc}")
-        with contextlib.suppress(ImportError):  # without g4f, main() says what to install
-            from g4f.image import is_valid_media
-
-            with contextlib.suppress(ValueError):
-                data = data if is_valid_media(data, os.path.basename(path)) else b""
-            if not data:  # empty, or not a kind g4f sends
-                parser.error(f"argument -a/--attach: {path}: not an image or audio file g4f can send")
         media.append((data, os.path.basename(path)))
+        if not sendable(*media[-1]):
+            parser.error(f"argument -a/--attach: {path}: not an image or audio file g4f can send")
     return media or None
+
+
+def sendable(data: bytes, name: str) -> bool:
+    """Whether g4f sends this file (from its name, else its first bytes), as it drops others unsent."""
+    try:
+        from g4f.image import is_valid_media
+    except ImportError:  # without g4f, main() says what to install
+        return True
+    with contextlib.suppress(ValueError):  # "Invalid image format"
+        return bool(data and is_valid_media(data, name))
+    return False
 
 
 def list_providers() -> int:
