@@ -312,8 +312,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("-a", "--attach", action="append", metavar="FILE", help="an image sent with the (first) prompt")
     add("--list-providers", action="store_true", help="g4f's provider names, those needing no API key first")
     args = parser.parse_args(argv)
-    if args.interactive and args.prompt:
-        parser.error("-i takes no prompt: type each one at the > prompt")
+    if args.interactive and (args.prompt or os.name == "nt"):  # Windows: no loop.add_signal_handler()
+        parser.error("-i takes no prompt: type each one at the > prompt" if args.prompt else "-i needs POSIX")
     words = " ".join(args.prompt)  # several words need no quotes
     try:
         if words == "-":
