@@ -406,8 +406,11 @@ def list_providers() -> int:
     those that need no API key first; a line on stderr says where the others start."""
     from g4f.Provider import ProviderUtils
 
-    found = {name: ProviderUtils.convert.get(name) for name in ProviderUtils.convert.keys()}  # noqa: SIM118
-    working = [(bool(p.needs_auth), name) for name, p in found.items() if getattr(p, "working", False)]
+    working = []
+    for name in ProviderUtils.convert.keys():  # noqa: SIM118 - g4f's mapping loads a provider per item
+        with contextlib.suppress(Exception):  # one that fails to load (offline, ...) is left out
+            if (provider := ProviderUtils.convert[name]).working:
+                working.append((bool(provider.needs_auth), name))
     keyless = sum(not needs_key for needs_key, _ in working)
     print("".join(f"{name}\n" for _, name in sorted(working, key=lambda w: (w[0], w[1].lower()))), end="")
     print(f"{keyless} need no API key, listed first; {len(working) - keyless} need one", file=sys.stderr)

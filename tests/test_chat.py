@@ -232,6 +232,19 @@ def test_an_image_reaches_the_server_as_a_data_uri(run_script, server, tmp_path)
     ]
 
 
+def test_with_i_an_image_goes_with_the_first_turn_alone(terminal, server, tmp_path) -> None:
+    (tmp_path / "shot.png").write_bytes(PNG)
+    term = terminal("-i", "-a", "shot.png", "--base-url", server.url("hello"))
+    mark = f"first {uuid.uuid4()}"
+    for line in (mark, f"second {mark}"):
+        term.wait_for("> ")
+        term.type(line.encode() + b"\r")
+        term.wait_for("Hello there!\n")
+    first, second = (messages[-1]["content"] for messages in sent_with(server, mark))
+    assert [part["type"] for part in first] == ["image_url", "text"]
+    assert second == f"second {mark}"
+
+
 @pytest.mark.parametrize("name", ["missing.png", "folder"])
 def test_an_attachment_that_cannot_be_read_is_bad_usage_and_nothing_is_sent(
     run_script, server, tmp_path, name: str
