@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import SCRIPT, script_env
 from tests.openai_server import OpenAIServer
+from tests.test_options import HttpProxy, http_proxy, wait_for  # noqa: F401 - http_proxy: a fixture
 
 CTRL_C, CTRL_D = b"\x03", b"\x04"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # g4f tells an image by its first bytes
@@ -163,6 +164,31 @@ def test_each_whole_turn_is_saved_as_it_ends(terminal, server, tmp_path) -> None
         hello,
     ]
     assert server.requests[-1].body["messages"][0] == system  # -s once, first, in every turn
+
+
+def test_the_options_apply_to_every_turn(terminal, server: OpenAIServer) -> None:
+    args = ("-m", "model-x", "-s", "Be brief.", "--temperature", "0.5", "--max-tokens", "9", "--timeout", "1")
+    term = terminal("-i", *args, "--base-url", server.url("stall-if-asked"))
+    mark = f"stall {uuid.uuid4()}"
+    for n in (1, 2):
+        term.wait_for("> ")
+        term.type(f"{mark} {n}".encode() + b"\r")
+        assert "TimeoutError: no delta within 1s\n" in term.wait_for("within 1s\n")
+    bodies = [r.body for r in server.requests if mark in json.dumps(r.body)]
+    assert len(bodies) == 2
+    for body in bodies:
+        assert (body["model"], body["temperature"], body["max_tokens"]) == ("model-x", 0.5, 9)
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_the_proxy_carries_every_turn(terminal, server, http_proxy: HttpProxy) -> None:  # noqa: F811
+    hits = http_proxy.hits(server.port)
+    term = terminal("-i", "--proxy", http_proxy.url(), "--base-url", server.url("hello"))
+    for line in (b"Hi\r", b"Again\r"):
+        term.wait_for("> ")
+        term.type(line)
+        term.wait_for("Hello there!\n")
+    assert wait_for(lambda: http_proxy.hits(server.port) == hits + 2, 5), "a turn went around the proxy"
 
 
 def test_ctrl_d_at_the_first_prompt_ends_the_session(terminal, server: OpenAIServer) -> None:
