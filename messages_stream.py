@@ -479,8 +479,8 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 async def turn(client: Any, args: argparse.Namespace) -> int:
-    """One turn: args.prompt after args.history, streamed; a whole one is kept in args.history
-    (and the -c file). Returns 0, or 1 when it failed."""
+    """The documentation's loop, for one turn: args.prompt after args.history, streamed; a whole
+    answer is kept in args.history (and the -c file), for a chat's next turn. 0, or 1: failed."""
     messages = [*args.history, {"role": "user", "content": args.prompt}]
     if args.system:  # in place of the conversation's own system message, else first
         messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
