@@ -308,7 +308,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--max-tokens", type=int, metavar="N", help="at most N tokens (g4f also stops after N chunks)")
     add("--hide-reasoning", action="store_true", help="drop the model's reasoning (else shown on stderr)")
     add("-v", "--verbose", action="store_true", help="report provider, timing and usage on stderr")
+    add("-i", "--interactive", action="store_true", help="a chat: each line a turn; Ctrl-C stops an answer")
+    add("-a", "--attach", action="append", metavar="FILE", help="an image sent with the (first) prompt")
+    add("--list-providers", action="store_true", help="g4f's provider names, those needing no API key first")
     args = parser.parse_args(argv)
+    if args.interactive and (args.prompt or os.name == "nt"):  # Windows: no loop.add_signal_handler()
+        parser.error("-i takes no prompt: type each one at the > prompt" if args.prompt else "-i needs POSIX")
     words = " ".join(args.prompt)  # several words need no quotes
     try:
         if words == "-":
@@ -335,6 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.base_url and args.provider and any("://" in p for p in args.provider):
         parser.error("give a URL with --provider or with --base-url, not both")
+    args.media = read_attachments(parser, args.attach or [])
     try:
         args.history = read_conversation(args) if args.conversation else []
     except BlockingIOError:
@@ -368,6 +374,93 @@ def report(
     print(masked("\n" + "\n".join(lines)), file=sys.stderr)
 
 
+def read_attachments(parser: Parser, paths: list[str]) -> list[tuple[bytes, str]] | None:
+    """-a: each file as g4f's create() takes it, (data, filename). A file that cannot be read,
+    or that g4f would drop unsent (neither an image nor audio to it), is bad usage."""
+    media = []
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            parser.error(f"argument -a/--attach: cannot read {path}: {exc.strerror or exc}")
+        media.append((data, os.path.basename(path)))
+        if not sendable(*media[-1]):
+            parser.error(f"argument -a/--attach: {path}: not an image or audio file g4f can send")
+    return media or None
+
+
+def sendable(data: bytes, name: str) -> bool:
+    """Whether g4f sends this file (from its name, else its first bytes), as it drops others unsent."""
+    try:
+        from g4f.image import is_valid_media
+    except ImportError:  # without g4f, main() says what to install
+        return True
+    with contextlib.suppress(ValueError):  # "Invalid image format"
+        return bool(data and is_valid_media(data, name))
+    return False
+
+
+def list_providers() -> int:
+    """--list-providers: the names -p takes of g4f's working providers, one a line on stdout,
+    those that need no API key first; a line on stderr says where the others start."""
+    from g4f.Provider import ProviderUtils
+
+    working = []
+    for name in ProviderUtils.convert.keys():  # noqa: SIM118 - g4f's mapping loads a provider per item
+        with contextlib.suppress(Exception):  # one that fails to load (offline, ...) is left out
+            if (provider := ProviderUtils.convert[name]).working:
+                working.append((bool(provider.needs_auth), name))
+    keyless = sum(not needs_key for needs_key, _ in working)
+    print("".join(f"{name}\n" for _, name in sorted(working, key=lambda w: (w[0], w[1].lower()))), end="")
+    print(f"{keyless} need no API key, listed first; {len(working) - keyless} need one", file=sys.stderr)
+    return 0
+
+
+def read_line() -> str | None:
+    """The next line typed at the `> ` prompt, None at Ctrl-D. Ctrl-C drops the text typed (as
+    readline tells), else raises KeyboardInterrupt: asyncio.run's own handler would not stop input()."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return input("> ")
+    except (EOFError, KeyboardInterrupt) as exc:
+        print()  # what follows on a line of its own
+        if isinstance(exc, EOFError):
+            return None
+        if (readline := sys.modules.get("readline")) and readline.get_line_buffer():
+            return ""
+        raise
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+async def interruptible(answer: Any) -> None:
+    """Awaits one turn; Ctrl-C cancels it alone (the core releases the provider's connection)."""
+    task, loop = asyncio.ensure_future(answer), asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if (session := asyncio.current_task()) and session.cancelling():  # the session's own
+            raise
+        print("stopped: this turn is left out of the conversation", file=sys.stderr)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def chat(client: Any, args: argparse.Namespace) -> int:
+    """-i: each line typed is a turn of one conversation, kept in args.history (and -c). Ends
+    at Ctrl-D (0) or at Ctrl-C at the prompt (130); -a files go with the first turn."""
+    with contextlib.suppress(ImportError):  # where it exists: line editing, and ↑ for earlier lines
+        import readline  # noqa: F401
+    while (line := read_line()) is not None:
+        if line.strip():
+            args.prompt = line
+            await interruptible(turn(client, args))
+            args.media = None
+    return 0
+
+
 async def main(argv: list[str] | None = None) -> int:
     """The documentation's example with a command line around it; returns the exit status:
     0 done, 1 failed, 2 bad usage (run() adds 130 for Ctrl-C)."""
@@ -379,14 +472,24 @@ async def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"error: {exc}: install it with `pip install -r requirements.txt`", file=sys.stderr)
         return 1
+    if args.list_providers:
+        return list_providers()
     client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
+    return await (chat(client, args) if args.interactive else turn(client, args))
+
+
+async def turn(client: Any, args: argparse.Namespace) -> int:
+    """The documentation's loop, for one turn: args.prompt after args.history, streamed; a whole
+    answer is kept in args.history (and the -c file), for a chat's next turn. 0, or 1: failed."""
     messages = [*args.history, {"role": "user", "content": args.prompt}]
     if args.system:  # in place of the conversation's own system message, else first
         messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
     asked = [dict(m) for m in messages]  # to store: g4f edits the messages it sends, in place
     if args.proxy:  # else curl_cffi skips even this proxy for the hosts in NO_PROXY; aiohttp does not
         os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
-    request = {k: v for k in ("proxy", "temperature", "max_tokens") if (v := getattr(args, k)) is not None}
+    request = {
+        k: v for k in ("proxy", "temperature", "max_tokens", "media") if (v := getattr(args, k)) is not None
+    }
     providers, dim = args.provider or [args.base_url], sys.stderr.isatty() and not os.getenv("NO_COLOR")
     stream = resilient_stream(
         client,
@@ -417,9 +520,13 @@ async def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         text = "".join(parts)
-        print("\n\nFinal accumulated text:", text, flush=True)
-    if args.conversation:  # a whole answer only
-        save_conversation(args.conversation, [*asked, {"role": "assistant", "content": text}])
+        if not args.interactive:
+            print("\n\nFinal accumulated text:", text, flush=True)
+        else:  # a chat shows each answer once, and the next prompt on a line of its own
+            print(flush=True)
+    args.history = [*asked, {"role": "assistant", "content": text}]  # a whole answer only
+    if args.conversation:
+        save_conversation(args.conversation, args.history)
     if args.verbose:
         report(stream, chunk, messages, parts, started)
     return 0

@@ -151,6 +151,7 @@ SCENARIOS = {  # name: what it does; N is the number after a dash, as in stall-a
     "no-usage": "an answer with neither a finish reason nor usage",
     "length": "an answer cut by the provider's token limit (finish reason 'length')",
     "reasoning-only": "reasoning, then the end, without an answer",
+    "stall-if-asked": "hello, but when the last message says 'stall': stall-after-2",
 }
 
 
@@ -234,6 +235,11 @@ async def scenario(name: str, n: int, stream: Stream, server: OpenAIServer) -> N
     elif name == "reasoning":
         thoughts = [chunk(reasoning_content=t) for t in ("Thinking", " hard")]
         await stream.events(thoughts + hello())
+    elif name == "stall-if-asked":
+        if "stall" in str(server.requests[-1].body["messages"][-1]["content"]):
+            await stream.events([chunk(p) for p in HELLO[:2]], end=False)
+            await keep_alive_forever(stream)
+        await stream.events(hello())
     elif name == "slow":
         await asyncio.sleep(n / 1000)
         await stream.events(hello())

@@ -10,7 +10,10 @@ the commands and in what they print. The commands it knows:
 
 - `python messages_stream.py ARGS`, ARGS split as a shell splits them (shlex);
 - `echo TEXT | python messages_stream.py ARGS`: TEXT and a line break on standard input;
-- `echo $?`: the exit status of the command before.
+- `echo $?`: the exit status of the command before;
+- `python messages_stream.py -i ARGS`: a chat, run on a pseudo-terminal (tests/test_chat.py),
+  where a line `> TEXT` is TEXT typed at the prompt, and a last, bare `>` is Ctrl-D; what it
+  printed is what the terminal showed, stdout and stderr as one.
 
 Anything else fails the test: an example that needs the network is a ```sh block instead.
 
@@ -27,15 +30,18 @@ Every ```python block is one that tests/test_lifted.py runs as written."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Result
+from tests.conftest import ROOT, Result, script_env
 from tests.openai_server import OpenAIServer
+from tests.test_chat import CTRL_D, Terminal
 from tests.test_lifted import readme_programs
 from tests.test_memory import page_programs
 from tests.test_scale import recipes
@@ -129,9 +135,28 @@ def matches(shown: str, printed: str, numbers: bool = False) -> bool:
 CONSOLE = blocks("console")
 
 
+def chat(args: list[str], shown: str, tmp_path: Path, backend: str) -> Result:
+    """Run a `-i` chat on a terminal, typing what the page shows typed; all it shows is `out`."""
+    term = Terminal(args, script_env(tmp_path, backend), tmp_path)
+    try:
+        screen = term.wait_for("> ")
+        for line in (line for line in shown.splitlines() if line.startswith(">")):
+            if line.rstrip() == ">":
+                term.type(CTRL_D)
+            else:
+                term.type(line[2:].encode() + b"\r")
+                screen += term.wait_for("\n> ")
+        status, rest = term.end()
+        return Result(status, screen + rest, "")
+    finally:
+        term.proc.kill()
+        term.proc.wait()
+        os.close(term.fd)
+
+
 @pytest.mark.parametrize("block", [b for b in CONSOLE if b.run], ids=lambda b: b.where)
 def test_a_console_example_prints_what_the_page_shows(
-    block: Block, run_script: Callable[..., Result], server: OpenAIServer
+    block: Block, run_script: Callable[..., Result], server: OpenAIServer, tmp_path: Path, backend: str
 ) -> None:
     text = block.text.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}")
     commands = session(text)
@@ -149,6 +174,11 @@ def test_a_console_example_prints_what_the_page_shows(
             assert left[:1] == ["echo"], f"{said}: only `echo TEXT |` can pipe into the script here"
             stdin = (" ".join(left[1:]) + "\n").encode()
         assert words[:2] == SCRIPT, f"{said}: not a command this test runs: make the block ```sh"
+        if "-i" in words:  # a terminal shows the chat whole: no stdout and stderr to tell apart
+            result = chat(words[2:], command.shown, tmp_path, backend)
+            status = result.status
+            assert trimmed(result.out) == trimmed(command.shown), f"{said}: the terminal\n{result.out}"
+            continue
         result = run_script(*words[2:], stdin=stdin)
         status = result.status
         out, err = split(command.shown)

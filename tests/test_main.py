@@ -241,7 +241,7 @@ def test_help_gives_each_option_one_line_on_an_80_column_terminal(run_main, monk
     assert [line for line in out.splitlines() if len(line) > 80] == []
     options = out.partition("positional arguments:\n")[2].partition("\n\nexamples:")[0]
     entries = re.split(r"\n(?=  \S)", options.replace("\n\noptions:", ""))
-    assert len(entries) == 14  # prompt, -h and every option
+    assert len(entries) == 17  # prompt, -h and every option
     for entry in entries:  # its help: on the line of its name if that leaves room, else below
         first, *rest = entry.splitlines()
         helps = [first[24:]] if first[22:24] == "  " else []
