@@ -13,17 +13,41 @@ import pytest
 from g4f.providers.response import FinishReason, Reasoning, Sources
 
 import messages_stream
-from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
+from tests.conftest import NO_CHOICES, FakeClient, chunk, pause, stall, usage
 
-FINAL = "\n\nFinal accumulated text: "
+
+def piped(text: str) -> str:
+    """What a file or a pipe gets: the answer alone, ending in a line break."""
+    return text + "\n" if text and not text.endswith("\n") else text
+
+
 HINT = "hint: name a provider with -p, or point --base-url at a server you run"
 HINT += " (README: Try it without a network)\n"
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_final_line_follows_the_answer(run_main, fake: FakeClient, monkeypatch) -> None:
+    """The documented example's behaviour, for a person watching."""
+    monkeypatch.setattr(sys, "stdout", terminal := Tty())
+    assert run_main().status == 0
+    assert terminal.getvalue() == "Hello there!\n\nFinal accumulated text: Hello there!\n"
+
+
+def test_into_a_file_the_answer_alone_once(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hello", " there", "!"], ["Hello\n"], []]
+    assert run_main().out == "Hello there!\n"  # ends in a line break, as a text file does
+    assert run_main().out == "Hello\n"  # one line break, not two
+    assert run_main().out == ""  # a failure writes nothing
 
 
 def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient) -> None:
     result = run_main()
     assert result.status == 0
-    assert result.out == "Hello there!" + FINAL + "Hello there!\n"
+    assert result.out == "Hello there!\n"
     assert result.err == ""
     assert fake.calls[0]["model"] == "gpt-4"
     assert fake.calls[0]["stream"] is True
@@ -33,13 +57,13 @@ def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient
 def test_chunk_without_choices_is_skipped(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", NO_CHOICES, "lo"]]
     result = run_main()
-    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (0, "Hello\n")
 
 
 def test_none_and_empty_content_are_skipped(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", chunk(None), chunk(""), "lo"]]
     result = run_main()
-    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (0, "Hello\n")
 
 
 def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) -> None:
@@ -48,14 +72,14 @@ def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) 
     result = run_main()
     text = "See" + str(sources)
     assert "[Example](https://example.org)" in text
-    assert (result.status, result.out) == (0, text + FINAL + text + "\n")
+    assert (result.status, result.out) == (0, piped(text))
 
 
 def test_error_mid_stream_keeps_the_partial_text(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hello", " there", ConnectionResetError("peer went away")]]
     result = run_main()
     assert result.status == 1
-    assert result.out == "Hello there" + FINAL + "Hello there\n"
+    assert result.out == "Hello there\n"
     assert result.err == "error: g4f's automatic choice: ConnectionResetError: peer went away\n"
 
 
@@ -63,7 +87,7 @@ def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
     fake.scripts = [OSError("no route to the provider list")]
     result = run_main()
     assert result.status == 1
-    assert result.out == FINAL + "\n"
+    assert result.out == ""
     assert result.err == "error: g4f's automatic choice: OSError: no route to the provider list\n" + HINT
     assert "Traceback" not in result.err
 
@@ -143,14 +167,14 @@ def test_default_provider_is_g4f_automatic_choice(run_main, fake: FakeClient) ->
 def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
     fake.scripts = [[stall]]
     result = run_main("--timeout", "0.2")
-    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (result.status, result.out) == (1, "")
     assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n" + HINT
 
 
 def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hello", stall]]
     result = run_main("--timeout", "0.2")
-    assert (result.status, result.out) == (1, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (1, "Hello\n")
     assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n"
 
 
@@ -183,6 +207,8 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
             "argument --base-url: not an http(s) URL: 'http://127.0.0.1:port/v1': Port could not be",
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["-p", ""], "argument -p/--provider: an empty provider name: ''"),
+        (["-p", "A", "-p", " "], "argument -p/--provider: an empty provider name: ' '"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
         (
             ["-p", "PollinationsAI", "-p", "http://a/v1", "--base-url", "http://b/v1"],
@@ -252,7 +278,7 @@ def test_help_gives_each_option_one_line_on_an_80_column_terminal(run_main, monk
 def help_examples() -> list[str]:
     """The examples of --help, as it shows them."""
     examples = (messages_stream.__doc__ or "").partition("examples:\n")[2].partition("\n\n")[0]
-    return [line.strip().replace("%(prog)s", "messages_stream.py") for line in examples.splitlines()]
+    return [line.strip().replace("%(prog)s", "python messages_stream.py") for line in examples.splitlines()]
 
 
 @pytest.mark.parametrize("example", help_examples())
@@ -267,8 +293,10 @@ def test_each_help_example_runs_as_written(
         before, words = words[: words.index("|")], words[words.index("|") + 1 :]
         piped = " ".join(before[1:]) if before[0] == "echo" else "some text"
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped.encode() + b"\n")))
-    assert words[0] == "messages_stream.py", example
-    result = run_main(*words[1:])
+    if ">" in words:  # into a file: the answer alone
+        words = words[: words.index(">")]
+    assert words[:2] == ["python", "messages_stream.py"], example
+    result = run_main(*words[2:])
     assert result.status == 0, result.err
     assert "error" not in result.err and len(fake.calls) == 1
     if example.startswith("echo"):
@@ -281,23 +309,34 @@ def test_each_help_example_runs_as_written(
 def test_reasoning_goes_to_stderr_never_stdout(run_main, fake: FakeClient) -> None:
     fake.scripts = [[Reasoning("Thinking"), Reasoning(" more"), "Hello"]]
     result = run_main()
-    assert result.out == "Hello" + FINAL + "Hello\n"
+    assert result.out == "Hello\n"
     assert result.err == "Thinking more"
 
 
 def test_hide_reasoning_drops_it(run_main, fake: FakeClient) -> None:
     fake.scripts = [[Reasoning("Thinking"), "Hello"]]
     result = run_main("--hide-reasoning")
-    assert (result.out, result.err) == ("Hello" + FINAL + "Hello\n", "")
+    assert (result.out, result.err) == ("Hello\n", "")
+
+
+def test_an_error_after_reasoning_starts_a_line_of_its_own(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[Reasoning("Let me think about it carefully.")]]
+    result = run_main("-p", "A")
+    assert (
+        result.err == "Let me think about it carefully.\nerror: A: the stream ended without any answer text\n"
+    )
+
+
+def test_an_error_after_text_on_a_terminal_starts_a_line_of_its_own(run_main, fake, monkeypatch) -> None:
+    fake.scripts = [["Hello", " there", RuntimeError("cut")]]
+    monkeypatch.setattr(sys, "stdout", terminal := Tty())
+    assert run_main("-p", "A").status == 1
+    assert terminal.getvalue() == "Hello there\n\n\nFinal accumulated text: Hello there\n"
 
 
 def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(
     run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     fake.scripts = [[Reasoning("Thinking"), "Hello"]]
     for stderr, no_color, shown in [
         (Tty(), None, "\x1b[2mThinking\x1b[0m"),
@@ -317,14 +356,14 @@ def test_providers_are_tried_in_order_until_one_answers(run_main, fake: FakeClie
     fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [stall], ["Hi"]]
     result = run_main("-p", "A", "-p", "B", "-p", "C", "-p", "D", "--timeout", "0.2")
     assert [call["provider"] for call in fake.calls] == ["A", "B", "C", "D"]
-    assert (result.status, result.out, result.err) == (0, "Hi" + FINAL + "Hi\n", "")
+    assert (result.status, result.out, result.err) == (0, "Hi\n", "")
 
 
 def test_no_fallback_once_content_has_started(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", RuntimeError("cut")], ["never shown"]]
     result = run_main("-p", "A", "-p", "B")
     assert [call["provider"] for call in fake.calls] == ["A"]
-    assert (result.status, result.out) == (1, "Hel" + FINAL + "Hel\n")
+    assert (result.status, result.out) == (1, "Hel\n")
     assert result.err == "error: A: RuntimeError: cut\n"
 
 
@@ -348,6 +387,14 @@ def test_verbose_report_on_stderr_and_stdout_unchanged(run_main, fake: FakeClien
     assert "first delta: " in report and "total: " in report
     assert "deltas: 2  chars: 11  chars/s: " in report
     assert "usage: 5 prompt + 3 completion = 8 tokens" in report
+
+
+def test_chars_per_second_leaves_out_a_failed_providers_wait(run_main, fake: FakeClient) -> None:
+    """12 characters at once after a provider that failed after 0.5 s: far more than 24 a second."""
+    fake.scripts = [[pause(0.5), RuntimeError("down")], ["Hello there!"]]
+    report = run_main("-v", "-p", "A", "-p", "B").err
+    rate = int(re.findall(r"chars/s: (\d+)", report)[0])
+    assert rate > 12 / 0.5 * 4, report
 
 
 def test_verbose_names_a_url_provider_by_its_url(run_main, fake: FakeClient) -> None:
@@ -387,7 +434,7 @@ def test_a_stdout_slower_than_the_timeout_is_not_provider_silence(
     monkeypatch.setattr(sys, "stdout", slow)
     fake.scripts = [["Hello", " there", "!"]]
     assert run_main("--timeout", "0.2").status == 0
-    assert slow.getvalue() == "Hello there!" + FINAL + "Hello there!\n"
+    assert slow.getvalue() == "Hello there!\n"
 
 
 def test_verbose_shows_no_usage_when_g4f_made_it_up(run_main, fake: FakeClient) -> None:
