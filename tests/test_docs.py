@@ -8,8 +8,11 @@ the other in one folder (a `-c chat.json` of one is there for the next), through
 under each of g4f's HTTP backends, against the test server, whose real port replaces 8765 in
 the commands and in what they print. The commands it knows:
 
-- `python messages_stream.py ARGS`, ARGS split as a shell splits them (shlex);
+- `python messages_stream.py ARGS`, ARGS split as a shell splits them (shlex), its stdout on a
+  terminal (a pseudo-terminal), as the page shows it;
 - `echo TEXT | python messages_stream.py ARGS`: TEXT and a line break on standard input;
+- `python messages_stream.py ARGS > FILE`: stdout into FILE, in the block's folder;
+- `cat FILE`: what FILE holds;
 - `echo $?`: the exit status of the command before.
 
 Anything else fails the test: an example that needs the network is a ```sh block instead.
@@ -29,13 +32,17 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Result
+from tests.conftest import ROOT, Result, script_env
+from tests.conftest import SCRIPT as SCRIPT_PATH
 from tests.openai_server import OpenAIServer
+from tests.test_e2e import on_a_terminal
 from tests.test_lifted import readme_programs
 from tests.test_memory import page_programs
 
@@ -130,7 +137,7 @@ CONSOLE = blocks("console")
 
 @pytest.mark.parametrize("block", [b for b in CONSOLE if b.run], ids=lambda b: b.where)
 def test_a_console_example_prints_what_the_page_shows(
-    block: Block, run_script: Callable[..., Result], server: OpenAIServer
+    block: Block, server: OpenAIServer, backend: str, tmp_path: Path
 ) -> None:
     text = block.text.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}")
     commands = session(text)
@@ -142,13 +149,33 @@ def test_a_console_example_prints_what_the_page_shows(
             assert status is not None, f"{said}: no command before it"
             assert command.shown == f"{status}\n", f"{said}: the exit status was {status}"
             continue
+        if words[:1] == ["cat"] and len(words) == 2:
+            held = (tmp_path / words[1]).read_text(encoding="utf-8")
+            assert trimmed(held) == trimmed(command.shown), f"{said}: {held!r}"
+            continue
         stdin = b""
         if "|" in words:
             left, words = words[: words.index("|")], words[words.index("|") + 1 :]
             assert left[:1] == ["echo"], f"{said}: only `echo TEXT |` can pipe into the script here"
             stdin = (" ".join(left[1:]) + "\n").encode()
         assert words[:2] == SCRIPT, f"{said}: not a command this test runs: make the block ```sh"
-        result = run_script(*words[2:], stdin=stdin)
+        env, into = script_env(tmp_path, backend), None
+        if ">" in words:
+            words, into = words[: words.index(">")], words[words.index(">") + 1 :]
+            assert len(into) == 1, f"{said}: `> FILE` ends the command"
+            with open(tmp_path / into[0], "wb") as file:
+                run = subprocess.run(
+                    [sys.executable, str(SCRIPT_PATH), *words[2:]],
+                    input=stdin,
+                    stdout=file,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    cwd=tmp_path,
+                    timeout=60,
+                )
+            result = Result(run.returncode, "", run.stderr.decode("utf-8", "replace"))
+        else:
+            result = on_a_terminal(words[2:], env, tmp_path, stdin)
         status = result.status
         out, err = split(command.shown)
         if "…" in out:
