@@ -71,7 +71,11 @@ class HttpProxy:
 
     def hits(self, port: int) -> int:
         """How many connections or requests to 127.0.0.1:`port` it has carried so far."""
-        target = re.compile(rf" - [A-Z]+ 127\.0\.0\.1:{port}\b")
+        return self.carried(f"127.0.0.1:{port}")
+
+    def carried(self, host: str) -> int:
+        """How many connections or requests to `host` (name:port) it has carried so far."""
+        target = re.compile(rf" - [A-Z]+ {re.escape(host)}\b")
         return sum(1 for line in self.log.read_text().splitlines() if target.search(line))
 
 
@@ -135,6 +139,21 @@ def test_proxy_carries_every_request(run_script, server: OpenAIServer, http_prox
     assert (result.status, result.out) == (0, HELLO)
     assert len(server.requests) - sent == 2  # the 500, then the answer
     assert wait_for(lambda: http_proxy.hits(server.port) == hits + 2, 5), "not every request went through it"
+    no_credentials(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "host"),
+    [([], "g4f.dev:443"), (["-p", "PollinationsAI"], "image.pollinations.ai:443")],
+    ids=["g4f's provider list", "a provider's model list"],
+)
+def test_g4f_fetches_its_lists_through_the_proxy(run_script, http_proxy: HttpProxy, args, host) -> None:
+    """g4f downloads these with `requests`, which takes no proxy from g4f: the script sets the
+    variables it reads. The proxy has no way out (no internet here): the run fails, through it."""
+    before = http_proxy.carried(host)
+    result = run_script(*args, "--proxy", http_proxy.url(), timeout=60)
+    assert result.status == 1
+    assert wait_for(lambda: http_proxy.carried(host) > before, 5), f"{host} went around the proxy"
     no_credentials(result)
 
 
