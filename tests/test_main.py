@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shlex
 import sys
@@ -486,6 +487,21 @@ def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]
 
 
+def test_the_new_copy_holds_the_conversation_when_it_is_synced(tmp_path, monkeypatch) -> None:
+    """fsync makes durable what the file holds then: what is still in Python's buffer is lost
+    in a crash, and the rename after would put an empty or torn file in place of the old one."""
+    import os
+
+    path, messages, synced = tmp_path / "chat.json", [{"role": "user", "content": "Привет " * 2000}], []
+
+    def fsync(fd: int) -> None:
+        synced.append(os.pread(fd, 1 << 20, 0))
+
+    monkeypatch.setattr(messages_stream.os, "fsync", fsync)
+    messages_stream.save_conversation(str(path), messages)
+    assert synced == [path.read_bytes()] and json.loads(synced[0]) == messages
+
+
 # ---- user names and passwords in URLs: hidden, the scheme and host kept --------------
 
 PROXY = "socks5://user:pw@127.0.0.1:1080"
@@ -627,6 +643,14 @@ def test_a_blank_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClien
     stdin(monkeypatch, b" \n\n")
     assert run_main("Hi").status == 0
     assert sent(fake) == "Hi"
+
+
+@pytest.mark.parametrize("words", [["-"], ["Explain"]])
+def test_a_byte_order_mark_on_piped_text_is_dropped(run_main, fake: FakeClient, monkeypatch, words) -> None:
+    """Notepad and PowerShell 5 start UTF-8 with one; it is no part of the prompt."""
+    stdin(monkeypatch, b"\xef\xbb\xbfcode\n")
+    assert run_main(*words).status == 0
+    assert sent(fake) == ("code" if words == ["-"] else "code\n\nExplain")
 
 
 def test_a_dash_alone_sends_stdin_alone(run_main, fake: FakeClient, monkeypatch) -> None:
