@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import pty
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SCRIPT, Result, read_within, script_env
+import messages_stream
+from tests.conftest import ROOT, SCRIPT, Result, read_within, script_env, user_env
 from tests.openai_server import OpenAIServer
 
 FINAL = "\n\nFinal accumulated text: "
@@ -480,6 +483,67 @@ def test_reasoning_then_the_end_is_a_failure(run_script, server: OpenAIServer) -
         result.err
         == f"Thinking\nerror: {server.url('reasoning-only')}: the stream ended without any answer text\n"
     )
+
+
+# ---- the examples of --help and of the pages, run as written by a shell ----------------------
+
+
+def help_examples() -> list[str]:
+    """What `python messages_stream.py --help` shows under "examples:"."""
+    examples = (messages_stream.__doc__ or "").partition("examples:\n")[2].partition("\n\n")[0]
+    return [line.strip().replace("%(prog)s", "python messages_stream.py") for line in examples.splitlines()]
+
+
+def page_examples() -> list[str]:
+    """Each command line of the pages to type as it stands: in `code` or alone on a line of a
+    ```sh block, one that runs the script (the setup line, which runs pip, is .ci/run's)."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        found += re.findall(r"`((?:[^`|\n]*\\?\| )?python messages_stream\.py[^`\n]*)`", text)
+        found += re.findall(r"^(python messages_stream\.py .*)$", text, re.MULTILINE)
+    return [example.replace("\\|", "|") for example in found]
+
+
+def test_help_shows_the_examples_that_run(tmp_path) -> None:
+    command = [sys.executable, "messages_stream.py", "--help"]
+    shown = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=user_env()).stdout
+    assert [line.strip() for line in shown.partition("examples:\n")[2].partition("\n\n")[0].splitlines()] == (
+        help_examples()
+    )
+
+
+def activated() -> str:
+    """PATH with the venv first, as `. .venv/bin/activate` puts it: `python` is the venv's."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+
+def test_the_script_is_executable_in_git_and_runs_as_dot_slash() -> None:
+    git = ["git", "ls-files", "-s", "messages_stream.py"]
+    assert subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.startswith("100755 ")
+    dot_slash = ["./messages_stream.py", "--help"]
+    assert (
+        subprocess.run(dot_slash, capture_output=True, cwd=ROOT, env=user_env(PATH=activated())).returncode
+        == 0
+    )
+
+
+@pytest.mark.parametrize("example", help_examples() + page_examples())
+def test_an_example_runs_as_written(example: str, backend: str, tmp_path: Path) -> None:
+    """Typed in a shell, in a copy of the project (a git repository, for `git diff`), with the
+    venv on PATH as `activate` puts it: the script runs (not 126, 127 or bad usage), and fails,
+    offline, in one line a provider."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(SCRIPT, project)  # with its mode
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    env, shell = script_env(tmp_path, backend, PATH=activated()), ["bash", "-c", example]
+    run = subprocess.run(shell, capture_output=True, text=True, cwd=project, env=env, timeout=60)
+    assert run.returncode in (0, 1), f"{example}: exit status {run.returncode}\n{run.stderr}"
+    lines = run.stderr.splitlines()
+    assert lines and all(line.startswith(("error: ", "hint: ")) for line in lines), run.stderr
+    if ">" in example:
+        assert (project / example.rpartition("> ")[2]).read_text() == "", "no answer: an empty file"
 
 
 # ---- the test server, run alone ----------------------------------------------------------
