@@ -237,3 +237,14 @@ def test_commands_continue_after_a_backslash() -> None:
 def test_the_readme_is_short() -> None:
     """The issue that made it short: a README a newcomer reads in five minutes."""
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_the_paste_instruction_names_the_imports_the_core_needs() -> None:
+    """The sentence names them; the README's program, which the suite runs with the core pasted
+    in (tests/test_lifted.py), opens with exactly those, and g4f's."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = readme.partition("with the five imports it needs: ")[2].partition(". ")[0]
+    named = re.findall(r"`([\w.]+)`", sentence)
+    first_group = readme_programs()[0].partition("\n\n")[0]
+    imported = [m[1] or m[2] for m in re.finditer(r"^import (\w+)$|^from (\w+) import", first_group, re.M)]
+    assert [n.partition(".")[0] for n in named] == imported and len(named) == 5, (named, imported)
