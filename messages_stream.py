@@ -54,6 +54,7 @@ import json
 import math
 import re
 import shutil
+import socket
 import tempfile
 import time
 from typing import Any
@@ -301,6 +302,34 @@ def save_conversation(path: str, messages: list[Any]) -> None:
         raise OSError(f"could not save {path}: {exc}") from None
 
 
+PROXY_ONLY: set[Any] = set()  # with a proxy: its addresses, the only ones this process connects to
+
+
+def proxy_only(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: once a run has a proxy, a connection from any of the process's Python
+    sockets (its threads' too) to anywhere but the proxy is refused, and the error names it."""
+    address = args[1] if event == "socket.connect" else None
+    if isinstance(address, tuple) and PROXY_ONLY and address[:2] not in PROXY_ONLY:
+        raise ConnectionRefusedError(f"a connection to {address[0]}:{address[1]} around the proxy, refused")
+
+
+def only_through(proxy: str) -> None:
+    """From here on, what `requests` sends (g4f's provider and model lists: g4f gives it no
+    proxy) goes through `proxy`, and any other connection around it is refused. libcurl's
+    sockets are not Python's: it reads the same variables as `requests`."""
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""  # else libcurl skips even this proxy for them
+    for variable in ("http_proxy", "https_proxy", "all_proxy"):
+        os.environ[variable] = os.environ[variable.upper()] = proxy
+    parts = urlsplit(proxy)
+    try:
+        addresses = socket.getaddrinfo(parts.hostname, parts.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OSError(f"the proxy's host {parts.hostname}: {exc}") from None
+    if not PROXY_ONLY:  # once: a hook stays for the life of the process
+        sys.addaudithook(proxy_only)
+    PROXY_ONLY.update(address[4][:2] for address in addresses)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line; `-` as the prompt reads it from standard input, and words after
     piped text are sent after it, with a blank line between."""
@@ -419,10 +448,8 @@ async def main(argv: list[str] | None = None) -> int:
     if args.system:  # in place of the conversation's own system message, else first
         messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
     asked = [dict(m) for m in messages]  # to store: g4f edits the messages it sends, in place
-    if args.proxy:  # else curl_cffi skips even this proxy for the hosts in NO_PROXY; aiohttp does not
-        os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
-        for variable in ("http_proxy", "https_proxy", "all_proxy"):  # g4f's provider and model lists:
-            os.environ[variable] = os.environ[variable.upper()] = args.proxy  # `requests`, which reads these
+    if args.proxy:
+        only_through(args.proxy)
     request = {k: v for k in ("proxy", "temperature", "max_tokens") if (v := getattr(args, k)) is not None}
     providers, dim = args.provider or [args.base_url], sys.stderr.isatty() and not os.getenv("NO_COLOR")
     terminal, tried = sys.stdout.isatty(), list[float]()  # the final line is for a person to read

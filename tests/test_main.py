@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
 import shlex
+import socket
 import sys
 import time
 from typing import Any
@@ -509,15 +511,35 @@ PROXY = "socks5://user:pw@127.0.0.1:1080"
 
 @pytest.fixture
 def proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """main() clears NO_PROXY when given a proxy: put it back after the test."""
-    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY"):
+    """main() clears NO_PROXY and sets *_proxy when given a proxy: put them back after the test."""
+    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.setenv(name, "")
+        monkeypatch.setenv(name.lower(), "")
+    monkeypatch.setattr(messages_stream, "PROXY_ONLY", set())  # the hook reads it: empty after
 
 
 def test_the_proxy_after_an_error_keeps_its_scheme_and_host(run_main, fake: FakeClient, proxy_env) -> None:
     fake.scripts = [RuntimeError("down")]
     result = run_main("-p", "A", "--proxy", PROXY)
     assert result.err == "error: A: RuntimeError: down (proxy socks5://***@127.0.0.1:1080)\n"
+
+
+def test_with_a_proxy_a_connection_around_it_is_refused_and_named(run_main, fake, proxy_env) -> None:
+    """What a provider or g4f would send around the proxy, from any thread, fails, named."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+
+        async def direct() -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, socket.create_connection, ("127.0.0.1", port)
+            )
+
+        fake.scripts = [[direct, "never"]]
+        result = run_main("-p", "A", "--proxy", "http://127.0.0.1:1080")
+        assert result.err == (
+            f"error: A: ConnectionRefusedError: a connection to 127.0.0.1:{port} around the proxy, refused"
+            " (proxy http://127.0.0.1:1080)\n"
+        )
 
 
 def test_a_base_url_with_credentials_in_an_error_keeps_its_scheme(run_main, fake: FakeClient) -> None:
