@@ -256,13 +256,15 @@ def name(value: str) -> str:
 
 
 def read_stdin() -> str:
-    """Standard input as UTF-8, less the line break that ends it. Ctrl-C stops the read at
-    once: under asyncio.run's own SIGINT handler, the read would go on until end of input."""
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Standard input as UTF-8, less the line break that ends it. Ctrl-C and SIGTERM stop the
+    read at once: under asyncio's own handlers, the read would go on until end of input."""
+    stop = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: stopped}
+    handlers = {s: signal.signal(s, stop[s]) for s in CAUGHT}  # those not ignored
     try:
         return sys.stdin.buffer.read().decode("utf-8-sig").removesuffix("\n").removesuffix("\r")
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for caught, handler in handlers.items():
+            signal.signal(caught, handler)
 
 
 def read_conversation(args: argparse.Namespace) -> list[Any]:

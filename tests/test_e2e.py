@@ -58,11 +58,13 @@ def on_a_terminal(
         shown = bytearray()
 
         def read() -> None:
+            nonlocal signal_after
             with contextlib.suppress(OSError):  # EIO: the script has closed the terminal
                 while piece := os.read(master, 65536):
                     shown.extend(piece)
-                    if signal_after and signal_after[0] in shown:
+                    if signal_after and signal_after[0] in shown:  # once
                         proc.send_signal(signal_after[1])
+                        signal_after = None
 
         reader = threading.Thread(target=read)
         reader.start()
@@ -391,6 +393,14 @@ def test_ctrl_c_while_stdin_is_read(start_script, server: OpenAIServer, sigint_r
     out, err, took = ctrl_c(proc)
     assert (proc.returncode, out, err) == (130, "", "interrupted\n")
     assert took < 2
+
+
+def test_sigterm_while_stdin_is_read(start_script, server: OpenAIServer) -> None:
+    proc = start_script("--base-url", server.url("hello"), "-", stdin=subprocess.PIPE)
+    time.sleep(1.5)  # long past start-up: the script waits for the prompt
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert (proc.returncode, out, err) == (143, b"", b"terminated\n")
 
 
 def test_ctrl_c_while_piped_text_is_read_for_words(start_script, server, sigint_reaches_children) -> None:
