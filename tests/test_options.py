@@ -292,7 +292,8 @@ def others(path: Path) -> list[str]:
 
 
 def answer(result: Result) -> str:
-    return result.out
+    """The answer, as stored: without the line break a file or a pipe gets after it."""
+    return result.out.removesuffix("\n")
 
 
 def test_three_turns_send_the_conversation_and_store_each_turn(run_script, server, tmp_path) -> None:
