@@ -496,8 +496,8 @@ async def main(argv: list[str] | None = None) -> int:
         text = "".join(parts)
         if terminal:
             print("\n\nFinal accumulated text:", text, flush=True)
-        elif not text.endswith("\n"):  # into a file or a pipe the answer alone, once, as a text file ends
-            print(end="\n" if text else "", flush=True)
+        elif text and not text.endswith("\n"):  # into a file or a pipe: the answer alone, once,
+            print(flush=True)  # ending as a text file does
     if args.conversation:  # a whole answer only
         save_conversation(args.conversation, [*asked, {"role": "assistant", "content": text}])
     if args.verbose:
@@ -507,9 +507,10 @@ async def main(argv: list[str] | None = None) -> int:
 
 async def sigterm_cancels(coro: Any) -> Any:
     """Awaits `coro` in a task that SIGTERM cancels, as asyncio.run's Ctrl-C cancels it."""
+    task = asyncio.current_task()
     with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
-        if signal.SIGTERM in CAUGHT:  # unless it was ignored
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
+        if task and signal.SIGTERM in CAUGHT:  # unless it was ignored
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     return await coro
 
 
