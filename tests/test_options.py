@@ -386,7 +386,12 @@ def test_failure_leaves_the_file_byte_for_byte(
     assert others(chat) == []
 
 
-def test_ctrl_c_leaves_the_file_byte_for_byte(start_script, server: OpenAIServer, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "status", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["Ctrl-C", "SIGTERM"],
+)
+def test_a_signal_leaves_the_file_byte_for_byte(start_script, server, tmp_path, sent, status, said) -> None:
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background CI job: let children see it
         signal.signal(signal.SIGINT, signal.default_int_handler)
     chat = conversation(tmp_path, FIRST_TURN)
@@ -395,11 +400,11 @@ def test_ctrl_c_leaves_the_file_byte_for_byte(start_script, server: OpenAIServer
     try:
         assert proc.stdout is not None
         assert read_within(proc.stdout, len("Hello there")) == b"Hello there"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         out, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and err.decode() == "interrupted\n"
+    assert (proc.returncode, err.decode()) == (status, f"{said}\n")
     assert out.decode() == "\n"  # after the text read
     assert chat.read_bytes() == before and others(chat) == []
 
