@@ -6,22 +6,45 @@
 """Stream a chat completion with g4f, printing the answer as it arrives.
 
 examples:
-  %(prog)s                            # asks gpt-4: Say hello there!
+  %(prog)s  # asks gpt-4: Say hello there!
   %(prog)s -s "Be brief." Как тебя зовут?
   echo "Write a haiku" | %(prog)s -
-  git diff | %(prog)s Explain this    # the diff, then the words
+  git diff | %(prog)s Explain this  # the diff, then the words
+  git diff | %(prog)s Write a commit message > msg.txt
   %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 Hi
   %(prog)s -p http://localhost:8080/v1 -p PollinationsAI -v Hi
   %(prog)s -c chat.json Hi, I am Ada.
-  %(prog)s -c chat.json Who am I?     # with the turn before
+  %(prog)s -c chat.json Who am I?  # with the turn before
   %(prog)s --proxy socks5://127.0.0.1:1080 --temperature 0 Hi
 
-The answer goes to stdout, then a blank line and "Final accumulated text: ...".
+On a terminal the answer is followed by a blank line and "Final accumulated
+text: ..."; into a file or a pipe goes the answer alone, ending in a line break.
 Reasoning, errors and the -v report go to stderr.
-exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted
+exit status: 0 done, 1 failed, 2 bad usage, 130 Ctrl-C, 143 SIGTERM
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def stopped(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM while the modules load, before run() takes over: the documented
+    line and exit status, not a traceback from inside an import."""
+    os.write(2, b"interrupted\n" if signum == signal.SIGINT else b"terminated\n")
+    os._exit(128 + signum)
+
+
+# ruff: noqa: E402 - the handler comes before the imports below, which take most of the start-up
+CAUGHT = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # as the run began
+CAUGHT = {s: h for s, h in CAUGHT.items() if h in (signal.default_int_handler, signal.SIG_DFL)}
+try:  # not those ignored (`cmd &` ignores SIGINT): ignored they stay
+    for caught in CAUGHT:
+        signal.signal(caught, stopped)
+except ValueError:  # imported outside the main thread: nothing to do
+    pass
 
 import argparse
 import asyncio
@@ -29,11 +52,9 @@ import contextlib
 import importlib.util
 import json
 import math
-import os
 import re
 import shutil
-import signal
-import sys
+import socket
 import tempfile
 import time
 from typing import Any
@@ -227,14 +248,23 @@ def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {value!r}: {wrong}")
 
 
+def name(value: str) -> str:
+    """A provider's name, not blank (`-p "$PROVIDER"` with the variable unset)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"an empty provider name: {value!r}")
+    return value
+
+
 def read_stdin() -> str:
-    """Standard input as UTF-8, less the line break that ends it. Ctrl-C stops the read at
-    once: under asyncio.run's own SIGINT handler, the read would go on until end of input."""
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Standard input as UTF-8, less the line break that ends it. Ctrl-C and SIGTERM stop the
+    read at once: under asyncio's own handlers, the read would go on until end of input."""
+    stop = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: stopped}
+    handlers = {s: signal.signal(s, stop[s]) for s in CAUGHT}  # those not ignored
     try:
         return sys.stdin.buffer.read().decode("utf-8-sig").removesuffix("\n").removesuffix("\r")
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for caught, handler in handlers.items():
+            signal.signal(caught, handler)
 
 
 def read_conversation(args: argparse.Namespace) -> list[Any]:
@@ -274,10 +304,40 @@ def save_conversation(path: str, messages: list[Any]) -> None:
         raise OSError(f"could not save {path}: {exc}") from None
 
 
+PROXY_ONLY: set[Any] = set()  # with a proxy: its addresses, the only ones this process connects to
+
+
+def proxy_only(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: once a run has a proxy, a connection from any of the process's Python
+    sockets (its threads' too) to anywhere but the proxy is refused, and the error names it."""
+    address = args[1] if event == "socket.connect" else None
+    if isinstance(address, tuple) and PROXY_ONLY and address[:2] not in PROXY_ONLY:
+        raise ConnectionRefusedError(f"a connection to {address[0]}:{address[1]} around the proxy, refused")
+
+
+def only_through(proxy: str) -> None:
+    """From here on, what `requests` sends (g4f's provider and model lists: g4f gives it no
+    proxy) goes through `proxy`, and any other connection around it is refused. libcurl's
+    sockets are not Python's: it reads the same variables as `requests`."""
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""  # else libcurl skips even this proxy for them
+    for variable in ("http_proxy", "https_proxy", "all_proxy"):
+        os.environ[variable] = os.environ[variable.upper()] = proxy
+    parts = urlsplit(proxy)
+    try:
+        addresses = socket.getaddrinfo(parts.hostname, parts.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OSError(f"the proxy's host {parts.hostname}: {exc}") from None
+    if not PROXY_ONLY:  # once: a hook stays for the life of the process
+        sys.addaudithook(proxy_only)
+    PROXY_ONLY.update(address[4][:2] for address in addresses)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line; `-` as the prompt reads it from standard input, and words after
     piped text are sent after it, with a blank line between."""
     first, _, examples = (__doc__ or "").partition("\n\n")
+    if sys.argv[0].endswith(".py"):  # examples that run as written, the file's mode aside
+        examples = examples.replace("%(prog)s", "python %(prog)s")
     parser = Parser(description=first, epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("prompt", nargs="*", help="the message, after any piped text; - reads stdin alone")
@@ -286,7 +346,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "-p",
         "--provider",
         action="append",
-        type=lambda v: url(v) if "://" in v else v,
+        type=lambda v: url(v) if "://" in v else name(v),
         metavar="NAME|URL",
         help="g4f provider or base URL; repeat to fall back in order",
     )
@@ -351,15 +411,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def report(
-    stream: resilient_stream, last: Any, messages: list[Any], parts: list[str], started: float
+    stream: resilient_stream,
+    last: Any,
+    messages: list[Any],
+    parts: list[str],
+    started: float,
+    tried: list[float],
 ) -> None:
-    """The -v report on stderr: who answered (and who failed first), how fast, how much, and the
-    finish reason and usage when the provider gave them (g4f fills in "stop" and an estimate)."""
-    total, chars, usage = time.perf_counter() - started, sum(map(len, parts)), last.usage
+    """The -v report on stderr: who answered (and who failed first), how fast, how much (chars/s
+    from when the answering provider was asked, `tried[-1]`), and the finish reason and usage
+    when the provider gave them (g4f fills in "stop" and an estimate)."""
+    ended, chars, usage = time.perf_counter(), sum(map(len, parts)), last.usage
     lines = [f"skipped: {failure}" for failure in stream.failures] + [
         f"provider: {stream.provider or last.provider}  model: {last.model}",
-        f"first delta: {stream.first_delta - started:.3f}s  total: {total:.3f}s",
-        f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / total:.0f}",
+        f"first delta: {stream.first_delta - started:.3f}s  total: {ended - started:.3f}s",
+        f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / (ended - tried[-1]):.0f}",
     ]
     if last.choices and last.choices[0].finish_reason not in (None, "stop"):
         lines.append(f"finish reason: {last.choices[0].finish_reason}")
@@ -474,6 +540,8 @@ async def main(argv: list[str] | None = None) -> int:
         return 1
     if args.list_providers:
         return list_providers()
+    if args.proxy:
+        only_through(args.proxy)
     client = AsyncClient(api_key=args.api_key, base_url=args.base_url if args.provider else None)
     return await (chat(client, args) if args.interactive else turn(client, args))
 
@@ -485,15 +553,20 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
     if args.system:  # in place of the conversation's own system message, else first
         messages[: messages[0]["role"] == "system"] = [{"role": "system", "content": args.system}]
     asked = [dict(m) for m in messages]  # to store: g4f edits the messages it sends, in place
-    if args.proxy:  # else curl_cffi skips even this proxy for the hosts in NO_PROXY; aiohttp does not
-        os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
     request = {
         k: v for k in ("proxy", "temperature", "max_tokens", "media") if (v := getattr(args, k)) is not None
     }
     providers, dim = args.provider or [args.base_url], sys.stderr.isatty() and not os.getenv("NO_COLOR")
+    terminal, tried = sys.stdout.isatty(), list[float]()  # the final line is for a person to read
+
+    def timed(providers: list[Any]) -> Any:  # the core asks for the next provider once one failed
+        for provider in providers:
+            tried.append(time.perf_counter())
+            yield provider
+
     stream = resilient_stream(
         client,
-        providers=providers,
+        providers=timed(providers),
         timeout=args.timeout,
         api_key=args.api_key,
         **request,
@@ -501,17 +574,21 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
         messages=messages,
     )
     parts: list[str] = []  # joined once at the end: linear, however long the answer
-    started, chunk = time.perf_counter(), None
+    started, chunk, last = time.perf_counter(), None, ("\n", sys.stdout)  # the last text printed, where
     try:
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 content = str(chunk.choices[0].delta.content)  # may be Sources, not a str
                 parts.append(content)
                 print(content, end="", flush=True)
+                last = content, sys.stdout
             elif chunk.choices and chunk.choices[0].delta.reasoning and not args.hide_reasoning:
-                reasoning = chunk.choices[0].delta.reasoning  # to stderr, dimmed on a terminal
+                reasoning = str(chunk.choices[0].delta.reasoning)  # to stderr, dimmed on a terminal
                 print(f"\x1b[2m{reasoning}\x1b[0m" if dim else reasoning, end="", flush=True, file=sys.stderr)
+                last = reasoning, sys.stderr
     except StreamError as exc:
+        if not last[0].endswith("\n") and (terminal or last[1] is sys.stderr):  # the error on a line
+            print(file=last[1], flush=True)  # of its own; a file gets the answer as it came
         via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
         print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)
         if None in providers and not parts:  # the default failed, offline perhaps: what else to try
@@ -520,27 +597,43 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
         return 1
     finally:
         text = "".join(parts)
-        if not args.interactive:
-            print("\n\nFinal accumulated text:", text, flush=True)
-        else:  # a chat shows each answer once, and the next prompt on a line of its own
+        if args.interactive:  # a chat shows each answer once, and the next prompt on a line of its own
             print(flush=True)
+        elif terminal:
+            print("\n\nFinal accumulated text:", text, flush=True)
+        elif text and not text.endswith("\n"):  # into a file or a pipe: the answer alone, once,
+            print(flush=True)  # ending as a text file does
     args.history = [*asked, {"role": "assistant", "content": text}]  # a whole answer only
     if args.conversation:
         save_conversation(args.conversation, args.history)
     if args.verbose:
-        report(stream, chunk, messages, parts, started)
+        report(stream, chunk, messages, parts, started, tried)
     return 0
 
 
+async def sigterm_cancels(coro: Any) -> Any:
+    """Awaits `coro` in a task that SIGTERM cancels, as asyncio.run's Ctrl-C cancels it."""
+    task = asyncio.current_task()
+    with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
+        if task and signal.SIGTERM in CAUGHT:  # unless it was ignored
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await coro
+
+
 def run() -> int:
-    """The command line's entry point: main() plus Ctrl-C (130) and a closed stdout."""
+    """The command line's entry point: main() plus Ctrl-C (130), SIGTERM (143), a closed stdout."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show every character
     try:
-        return asyncio.run(main())
+        if signal.SIGINT in CAUGHT:  # from here asyncio.run's own handler, which cancels main()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return asyncio.run(sigterm_cancels(main()))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except asyncio.CancelledError:  # SIGTERM: main() printed what had arrived
+        print("terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Python's docs show,
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else exit flushes into it
         return 1
@@ -551,3 +644,6 @@ def run() -> int:
 
 if __name__ == "__main__":
     sys.exit(run())
+with contextlib.suppress(ValueError):  # imported: the handlers it found, back
+    for caught, handler in CAUGHT.items():
+        signal.signal(caught, handler)

@@ -8,8 +8,11 @@ the other in one folder (a `-c chat.json` of one is there for the next), through
 under each of g4f's HTTP backends, against the test server, whose real port replaces 8765 in
 the commands and in what they print. The commands it knows:
 
-- `python messages_stream.py ARGS`, ARGS split as a shell splits them (shlex);
+- `python messages_stream.py ARGS`, ARGS split as a shell splits them (shlex), its stdout on a
+  terminal (a pseudo-terminal), as the page shows it;
 - `echo TEXT | python messages_stream.py ARGS`: TEXT and a line break on standard input;
+- `python messages_stream.py ARGS > FILE`: stdout into FILE, in the block's folder;
+- `cat FILE`: what FILE holds;
 - `echo $?`: the exit status of the command before;
 - `python messages_stream.py -i ARGS`: a chat, run on a pseudo-terminal (tests/test_chat.py),
   where a line `> TEXT` is TEXT typed at the prompt, and a last, bare `>` is Ctrl-D; what it
@@ -33,15 +36,18 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, Result, script_env
+from tests.conftest import SCRIPT as SCRIPT_PATH
 from tests.openai_server import OpenAIServer
 from tests.test_chat import CTRL_D, Terminal
+from tests.test_e2e import on_a_terminal
 from tests.test_lifted import readme_programs
 from tests.test_memory import page_programs
 from tests.test_scale import recipes
@@ -156,7 +162,7 @@ def chat(args: list[str], shown: str, tmp_path: Path, backend: str) -> Result:
 
 @pytest.mark.parametrize("block", [b for b in CONSOLE if b.run], ids=lambda b: b.where)
 def test_a_console_example_prints_what_the_page_shows(
-    block: Block, run_script: Callable[..., Result], server: OpenAIServer, tmp_path: Path, backend: str
+    block: Block, server: OpenAIServer, backend: str, tmp_path: Path
 ) -> None:
     text = block.text.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}")
     commands = session(text)
@@ -167,6 +173,10 @@ def test_a_console_example_prints_what_the_page_shows(
         if words == ["echo", "$?"]:
             assert status is not None, f"{said}: no command before it"
             assert command.shown == f"{status}\n", f"{said}: the exit status was {status}"
+            continue
+        if words[:1] == ["cat"] and len(words) == 2:
+            held = (tmp_path / words[1]).read_text(encoding="utf-8")
+            assert trimmed(held) == trimmed(command.shown), f"{said}: {held!r}"
             continue
         stdin = b""
         if "|" in words:
@@ -179,7 +189,23 @@ def test_a_console_example_prints_what_the_page_shows(
             status = result.status
             assert trimmed(result.out) == trimmed(command.shown), f"{said}: the terminal\n{result.out}"
             continue
-        result = run_script(*words[2:], stdin=stdin)
+        env, into = script_env(tmp_path, backend), None
+        if ">" in words:
+            words, into = words[: words.index(">")], words[words.index(">") + 1 :]
+            assert len(into) == 1, f"{said}: `> FILE` ends the command"
+            with open(tmp_path / into[0], "wb") as file:
+                run = subprocess.run(
+                    [sys.executable, str(SCRIPT_PATH), *words[2:]],
+                    input=stdin,
+                    stdout=file,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    cwd=tmp_path,
+                    timeout=60,
+                )
+            result = Result(run.returncode, "", run.stderr.decode("utf-8", "replace"))
+        else:
+            result = on_a_terminal(words[2:], env, tmp_path, stdin)
         status = result.status
         out, err = split(command.shown)
         if "…" in out:
@@ -241,3 +267,14 @@ def test_commands_continue_after_a_backslash() -> None:
 def test_the_readme_is_short() -> None:
     """The issue that made it short: a README a newcomer reads in five minutes."""
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_the_paste_instruction_names_the_imports_the_core_needs() -> None:
+    """The sentence names them; the README's program, which the suite runs with the core pasted
+    in (tests/test_lifted.py), opens with exactly those, and g4f's."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = readme.partition("with the five imports it needs: ")[2].partition(". ")[0]
+    named = re.findall(r"`([\w.]+)`", sentence)
+    first_group = readme_programs()[0].partition("\n\n")[0]
+    imported = [m[1] or m[2] for m in re.finditer(r"^import (\w+)$|^from (\w+) import", first_group, re.M)]
+    assert [n.partition(".")[0] for n in named] == imported and len(named) == 5, (named, imported)

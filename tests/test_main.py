@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import re
 import shlex
+import socket
 import sys
 import time
 from typing import Any
@@ -13,17 +16,41 @@ import pytest
 from g4f.providers.response import FinishReason, Reasoning, Sources
 
 import messages_stream
-from tests.conftest import NO_CHOICES, FakeClient, chunk, stall, usage
+from tests.conftest import NO_CHOICES, FakeClient, chunk, pause, stall, usage
 
-FINAL = "\n\nFinal accumulated text: "
+
+def piped(text: str) -> str:
+    """What a file or a pipe gets: the answer alone, ending in a line break."""
+    return text + "\n" if text and not text.endswith("\n") else text
+
+
 HINT = "hint: name a provider with -p, or point --base-url at a server you run"
 HINT += " (README: Try it without a network)\n"
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_final_line_follows_the_answer(run_main, fake: FakeClient, monkeypatch) -> None:
+    """The documented example's behaviour, for a person watching."""
+    monkeypatch.setattr(sys, "stdout", terminal := Tty())
+    assert run_main().status == 0
+    assert terminal.getvalue() == "Hello there!\n\nFinal accumulated text: Hello there!\n"
+
+
+def test_into_a_file_the_answer_alone_once(run_main, fake: FakeClient) -> None:
+    fake.scripts = [["Hello", " there", "!"], ["Hello\n"], []]
+    assert run_main().out == "Hello there!\n"  # ends in a line break, as a text file does
+    assert run_main().out == "Hello\n"  # one line break, not two
+    assert run_main().out == ""  # a failure writes nothing
 
 
 def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient) -> None:
     result = run_main()
     assert result.status == 0
-    assert result.out == "Hello there!" + FINAL + "Hello there!\n"
+    assert result.out == "Hello there!\n"
     assert result.err == ""
     assert fake.calls[0]["model"] == "gpt-4"
     assert fake.calls[0]["stream"] is True
@@ -33,13 +60,13 @@ def test_streams_each_delta_and_prints_the_final_line(run_main, fake: FakeClient
 def test_chunk_without_choices_is_skipped(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", NO_CHOICES, "lo"]]
     result = run_main()
-    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (0, "Hello\n")
 
 
 def test_none_and_empty_content_are_skipped(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", chunk(None), chunk(""), "lo"]]
     result = run_main()
-    assert (result.status, result.out) == (0, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (0, "Hello\n")
 
 
 def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) -> None:
@@ -48,14 +75,14 @@ def test_content_that_is_not_a_str_is_shown_as_text(run_main, fake: FakeClient) 
     result = run_main()
     text = "See" + str(sources)
     assert "[Example](https://example.org)" in text
-    assert (result.status, result.out) == (0, text + FINAL + text + "\n")
+    assert (result.status, result.out) == (0, piped(text))
 
 
 def test_error_mid_stream_keeps_the_partial_text(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hello", " there", ConnectionResetError("peer went away")]]
     result = run_main()
     assert result.status == 1
-    assert result.out == "Hello there" + FINAL + "Hello there\n"
+    assert result.out == "Hello there\n"
     assert result.err == "error: g4f's automatic choice: ConnectionResetError: peer went away\n"
 
 
@@ -63,7 +90,7 @@ def test_error_raised_by_create_itself(run_main, fake: FakeClient) -> None:
     fake.scripts = [OSError("no route to the provider list")]
     result = run_main()
     assert result.status == 1
-    assert result.out == FINAL + "\n"
+    assert result.out == ""
     assert result.err == "error: g4f's automatic choice: OSError: no route to the provider list\n" + HINT
     assert "Traceback" not in result.err
 
@@ -143,14 +170,14 @@ def test_default_provider_is_g4f_automatic_choice(run_main, fake: FakeClient) ->
 def test_timeout_before_the_first_delta(run_main, fake: FakeClient) -> None:
     fake.scripts = [[stall]]
     result = run_main("--timeout", "0.2")
-    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (result.status, result.out) == (1, "")
     assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n" + HINT
 
 
 def test_timeout_after_some_deltas_keeps_them(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hello", stall]]
     result = run_main("--timeout", "0.2")
-    assert (result.status, result.out) == (1, "Hello" + FINAL + "Hello\n")
+    assert (result.status, result.out) == (1, "Hello\n")
     assert result.err == "error: g4f's automatic choice: TimeoutError: no delta within 0.2s\n"
 
 
@@ -183,6 +210,8 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
             "argument --base-url: not an http(s) URL: 'http://127.0.0.1:port/v1': Port could not be",
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["-p", ""], "argument -p/--provider: an empty provider name: ''"),
+        (["-p", "A", "-p", " "], "argument -p/--provider: an empty provider name: ' '"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
         (
             ["-p", "PollinationsAI", "-p", "http://a/v1", "--base-url", "http://b/v1"],
@@ -252,7 +281,7 @@ def test_help_gives_each_option_one_line_on_an_80_column_terminal(run_main, monk
 def help_examples() -> list[str]:
     """The examples of --help, as it shows them."""
     examples = (messages_stream.__doc__ or "").partition("examples:\n")[2].partition("\n\n")[0]
-    return [line.strip().replace("%(prog)s", "messages_stream.py") for line in examples.splitlines()]
+    return [line.strip().replace("%(prog)s", "python messages_stream.py") for line in examples.splitlines()]
 
 
 @pytest.mark.parametrize("example", help_examples())
@@ -267,8 +296,10 @@ def test_each_help_example_runs_as_written(
         before, words = words[: words.index("|")], words[words.index("|") + 1 :]
         piped = " ".join(before[1:]) if before[0] == "echo" else "some text"
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped.encode() + b"\n")))
-    assert words[0] == "messages_stream.py", example
-    result = run_main(*words[1:])
+    if ">" in words:  # into a file: the answer alone
+        words = words[: words.index(">")]
+    assert words[:2] == ["python", "messages_stream.py"], example
+    result = run_main(*words[2:])
     assert result.status == 0, result.err
     assert "error" not in result.err and len(fake.calls) == 1
     if example.startswith("echo"):
@@ -281,23 +312,34 @@ def test_each_help_example_runs_as_written(
 def test_reasoning_goes_to_stderr_never_stdout(run_main, fake: FakeClient) -> None:
     fake.scripts = [[Reasoning("Thinking"), Reasoning(" more"), "Hello"]]
     result = run_main()
-    assert result.out == "Hello" + FINAL + "Hello\n"
+    assert result.out == "Hello\n"
     assert result.err == "Thinking more"
 
 
 def test_hide_reasoning_drops_it(run_main, fake: FakeClient) -> None:
     fake.scripts = [[Reasoning("Thinking"), "Hello"]]
     result = run_main("--hide-reasoning")
-    assert (result.out, result.err) == ("Hello" + FINAL + "Hello\n", "")
+    assert (result.out, result.err) == ("Hello\n", "")
+
+
+def test_an_error_after_reasoning_starts_a_line_of_its_own(run_main, fake: FakeClient) -> None:
+    fake.scripts = [[Reasoning("Let me think about it carefully.")]]
+    result = run_main("-p", "A")
+    assert (
+        result.err == "Let me think about it carefully.\nerror: A: the stream ended without any answer text\n"
+    )
+
+
+def test_an_error_after_text_on_a_terminal_starts_a_line_of_its_own(run_main, fake, monkeypatch) -> None:
+    fake.scripts = [["Hello", " there", RuntimeError("cut")]]
+    monkeypatch.setattr(sys, "stdout", terminal := Tty())
+    assert run_main("-p", "A").status == 1
+    assert terminal.getvalue() == "Hello there\n\n\nFinal accumulated text: Hello there\n"
 
 
 def test_reasoning_is_dimmed_only_on_a_terminal_without_no_color(
     run_main, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     fake.scripts = [[Reasoning("Thinking"), "Hello"]]
     for stderr, no_color, shown in [
         (Tty(), None, "\x1b[2mThinking\x1b[0m"),
@@ -317,14 +359,14 @@ def test_providers_are_tried_in_order_until_one_answers(run_main, fake: FakeClie
     fake.scripts = [RuntimeError("down"), [RuntimeError("HTTP 500")], [stall], ["Hi"]]
     result = run_main("-p", "A", "-p", "B", "-p", "C", "-p", "D", "--timeout", "0.2")
     assert [call["provider"] for call in fake.calls] == ["A", "B", "C", "D"]
-    assert (result.status, result.out, result.err) == (0, "Hi" + FINAL + "Hi\n", "")
+    assert (result.status, result.out, result.err) == (0, "Hi\n", "")
 
 
 def test_no_fallback_once_content_has_started(run_main, fake: FakeClient) -> None:
     fake.scripts = [["Hel", RuntimeError("cut")], ["never shown"]]
     result = run_main("-p", "A", "-p", "B")
     assert [call["provider"] for call in fake.calls] == ["A"]
-    assert (result.status, result.out) == (1, "Hel" + FINAL + "Hel\n")
+    assert (result.status, result.out) == (1, "Hel\n")
     assert result.err == "error: A: RuntimeError: cut\n"
 
 
@@ -348,6 +390,14 @@ def test_verbose_report_on_stderr_and_stdout_unchanged(run_main, fake: FakeClien
     assert "first delta: " in report and "total: " in report
     assert "deltas: 2  chars: 11  chars/s: " in report
     assert "usage: 5 prompt + 3 completion = 8 tokens" in report
+
+
+def test_chars_per_second_leaves_out_a_failed_providers_wait(run_main, fake: FakeClient) -> None:
+    """12 characters at once after a provider that failed after 0.5 s: far more than 24 a second."""
+    fake.scripts = [[pause(0.5), RuntimeError("down")], ["Hello there!"]]
+    report = run_main("-v", "-p", "A", "-p", "B").err
+    rate = int(re.findall(r"chars/s: (\d+)", report)[0])
+    assert rate > 12 / 0.5 * 4, report
 
 
 def test_verbose_names_a_url_provider_by_its_url(run_main, fake: FakeClient) -> None:
@@ -387,7 +437,7 @@ def test_a_stdout_slower_than_the_timeout_is_not_provider_silence(
     monkeypatch.setattr(sys, "stdout", slow)
     fake.scripts = [["Hello", " there", "!"]]
     assert run_main("--timeout", "0.2").status == 0
-    assert slow.getvalue() == "Hello there!" + FINAL + "Hello there!\n"
+    assert slow.getvalue() == "Hello there!\n"
 
 
 def test_verbose_shows_no_usage_when_g4f_made_it_up(run_main, fake: FakeClient) -> None:
@@ -439,6 +489,21 @@ def test_a_saved_conversation_is_never_more_open_than_the_file(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["chat.json"]
 
 
+def test_the_new_copy_holds_the_conversation_when_it_is_synced(tmp_path, monkeypatch) -> None:
+    """fsync makes durable what the file holds then: what is still in Python's buffer is lost
+    in a crash, and the rename after would put an empty or torn file in place of the old one."""
+    import os
+
+    path, messages, synced = tmp_path / "chat.json", [{"role": "user", "content": "Привет " * 2000}], []
+
+    def fsync(fd: int) -> None:
+        synced.append(os.pread(fd, 1 << 20, 0))
+
+    monkeypatch.setattr(messages_stream.os, "fsync", fsync)
+    messages_stream.save_conversation(str(path), messages)
+    assert synced == [path.read_bytes()] and json.loads(synced[0]) == messages
+
+
 # ---- user names and passwords in URLs: hidden, the scheme and host kept --------------
 
 PROXY = "socks5://user:pw@127.0.0.1:1080"
@@ -446,15 +511,35 @@ PROXY = "socks5://user:pw@127.0.0.1:1080"
 
 @pytest.fixture
 def proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """main() clears NO_PROXY when given a proxy: put it back after the test."""
-    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY"):
+    """main() clears NO_PROXY and sets *_proxy when given a proxy: put them back after the test."""
+    for name in ("NO_PROXY", "no_proxy", "G4F_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.setenv(name, "")
+        monkeypatch.setenv(name.lower(), "")
+    monkeypatch.setattr(messages_stream, "PROXY_ONLY", set())  # the hook reads it: empty after
 
 
 def test_the_proxy_after_an_error_keeps_its_scheme_and_host(run_main, fake: FakeClient, proxy_env) -> None:
     fake.scripts = [RuntimeError("down")]
     result = run_main("-p", "A", "--proxy", PROXY)
     assert result.err == "error: A: RuntimeError: down (proxy socks5://***@127.0.0.1:1080)\n"
+
+
+def test_with_a_proxy_a_connection_around_it_is_refused_and_named(run_main, fake, proxy_env) -> None:
+    """What a provider or g4f would send around the proxy, from any thread, fails, named."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+
+        async def direct() -> None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, socket.create_connection, ("127.0.0.1", port)
+            )
+
+        fake.scripts = [[direct, "never"]]
+        result = run_main("-p", "A", "--proxy", "http://127.0.0.1:1080")
+        assert result.err == (
+            f"error: A: ConnectionRefusedError: a connection to 127.0.0.1:{port} around the proxy, refused"
+            " (proxy http://127.0.0.1:1080)\n"
+        )
 
 
 def test_a_base_url_with_credentials_in_an_error_keeps_its_scheme(run_main, fake: FakeClient) -> None:
@@ -580,6 +665,14 @@ def test_a_blank_pipe_with_words_sends_the_words_alone(run_main, fake: FakeClien
     stdin(monkeypatch, b" \n\n")
     assert run_main("Hi").status == 0
     assert sent(fake) == "Hi"
+
+
+@pytest.mark.parametrize("words", [["-"], ["Explain"]])
+def test_a_byte_order_mark_on_piped_text_is_dropped(run_main, fake: FakeClient, monkeypatch, words) -> None:
+    """Notepad and PowerShell 5 start UTF-8 with one; it is no part of the prompt."""
+    stdin(monkeypatch, b"\xef\xbb\xbfcode\n")
+    assert run_main(*words).status == 0
+    assert sent(fake) == ("code" if words == ["-"] else "code\n\nExplain")
 
 
 def test_a_dash_alone_sends_stdin_alone(run_main, fake: FakeClient, monkeypatch) -> None:

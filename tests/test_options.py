@@ -23,8 +23,12 @@ import pytest
 from tests.conftest import BACKENDS, Result, read_within, script_env
 from tests.openai_server import OpenAIServer
 
-FINAL = "\n\nFinal accumulated text: "
-HELLO = "Hello there!" + FINAL + "Hello there!\n"
+HELLO = "Hello there!\n"
+
+
+def piped(text: str) -> str:
+    """What a file or a pipe gets: the answer alone, ending in a line break."""
+    return text + "\n" if text and not text.endswith("\n") else text
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10) -> Any:
@@ -67,7 +71,11 @@ class HttpProxy:
 
     def hits(self, port: int) -> int:
         """How many connections or requests to 127.0.0.1:`port` it has carried so far."""
-        target = re.compile(rf" - [A-Z]+ 127\.0\.0\.1:{port}\b")
+        return self.carried(f"127.0.0.1:{port}")
+
+    def carried(self, host: str) -> int:
+        """How many connections or requests to `host` (name:port) it has carried so far."""
+        target = re.compile(rf" - [A-Z]+ {re.escape(host)}\b")
         return sum(1 for line in self.log.read_text().splitlines() if target.search(line))
 
 
@@ -134,6 +142,21 @@ def test_proxy_carries_every_request(run_script, server: OpenAIServer, http_prox
     no_credentials(result)
 
 
+@pytest.mark.parametrize(
+    ("args", "host"),
+    [([], "g4f.dev:443"), (["-p", "PollinationsAI"], "image.pollinations.ai:443")],
+    ids=["g4f's provider list", "a provider's model list"],
+)
+def test_g4f_fetches_its_lists_through_the_proxy(run_script, http_proxy: HttpProxy, args, host) -> None:
+    """g4f downloads these with `requests`, which takes no proxy from g4f: the script sets the
+    variables it reads. The proxy has no way out (no internet here): the run fails, through it."""
+    before = http_proxy.carried(host)
+    result = run_script(*args, "--proxy", http_proxy.url(), timeout=60)
+    assert result.status == 1
+    assert wait_for(lambda: http_proxy.carried(host) > before, 5), f"{host} went around the proxy"
+    no_credentials(result)
+
+
 def test_g4f_proxy_alone_works_the_same(run_script, server: OpenAIServer, http_proxy: HttpProxy) -> None:
     hits = http_proxy.hits(server.port)
     result = run_script("--base-url", server.url("hello"), env={"G4F_PROXY": http_proxy.url()})
@@ -162,7 +185,7 @@ def test_proxy_refusing_the_password_is_one_masked_line(run_script, server, http
     started = time.monotonic()
     result = run_script("--base-url", server.url("hello"), "--proxy", http_proxy.url(password=wrong), "-v")
     assert time.monotonic() - started < 5
-    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (result.status, result.out) == (1, "")
     assert result.err.startswith(f"error: {server.url('hello')}: ") and result.err.count("\n") == 1
     assert "407" in result.err and f"127.0.0.1:{http_proxy.port}" in result.err
     no_credentials(result, wrong)
@@ -180,7 +203,7 @@ def test_dead_proxy_fails_fast_one_masked_line_per_provider(run_script, server, 
     started = time.monotonic()
     result = run_script("-p", urls[0], "-p", urls[1], "--proxy", proxy, "--timeout", "30")
     assert time.monotonic() - started < 5  # start-up and two refused connections, not a timeout
-    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (result.status, result.out) == (1, "")
     lines = result.err.splitlines()
     assert len(lines) == 2 and result.err.endswith("\n")
     for line, url in zip(lines, urls, strict=True):
@@ -196,7 +219,7 @@ def test_a_backend_quoting_the_proxy_url_gets_it_masked(run_script, server: Open
     the port closed. Neither looks anything up: all of it stays on loopback."""
     proxy = f"socks5://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1\t:{closed_port()}"
     result = run_script("--base-url", server.url("hello"), "--proxy", proxy)
-    assert (result.status, result.out) == (1, FINAL + "\n")
+    assert (result.status, result.out) == (1, "")
     assert result.err.startswith(f"error: {server.url('hello')}: ") and result.err.count("\n") == 1
     no_credentials(result)
 
@@ -269,7 +292,8 @@ def others(path: Path) -> list[str]:
 
 
 def answer(result: Result) -> str:
-    return result.out.split(FINAL)[0]
+    """The answer, as stored: without the line break a file or a pipe gets after it."""
+    return result.out.removesuffix("\n")
 
 
 def test_three_turns_send_the_conversation_and_store_each_turn(run_script, server, tmp_path) -> None:
@@ -356,13 +380,18 @@ def test_failure_leaves_the_file_byte_for_byte(
     chat = conversation(tmp_path, FIRST_TURN if exists else None)
     before = chat.read_bytes() if exists else None
     result = run_script("--base-url", server.url(scenario), "-c", str(chat), *args, timeout=30)
-    assert (result.status, result.out) == (1, partial + FINAL + partial + "\n")  # the partial answer
+    assert (result.status, result.out) == (1, piped(partial))  # the partial answer
     assert result.err.startswith("error: ") and result.err.count("\n") == 1
     assert (chat.read_bytes() if chat.exists() else None) == before
     assert others(chat) == []
 
 
-def test_ctrl_c_leaves_the_file_byte_for_byte(start_script, server: OpenAIServer, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "status", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["Ctrl-C", "SIGTERM"],
+)
+def test_a_signal_leaves_the_file_byte_for_byte(start_script, server, tmp_path, sent, status, said) -> None:
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background CI job: let children see it
         signal.signal(signal.SIGINT, signal.default_int_handler)
     chat = conversation(tmp_path, FIRST_TURN)
@@ -371,12 +400,12 @@ def test_ctrl_c_leaves_the_file_byte_for_byte(start_script, server: OpenAIServer
     try:
         assert proc.stdout is not None
         assert read_within(proc.stdout, len("Hello there")) == b"Hello there"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         out, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and err.decode() == "interrupted\n"
-    assert out.decode() == FINAL + "Hello there\n"
+    assert (proc.returncode, err.decode()) == (status, f"{said}\n")
+    assert out.decode() == "\n"  # after the text read
     assert chat.read_bytes() == before and others(chat) == []
 
 
@@ -586,7 +615,7 @@ def test_g4f_itself_stops_after_max_tokens_chunks(run_script, server: OpenAIServ
     """g4f's create(max_tokens=N) counts each chunk (reasoning too) as one token and stops
     after N of them, whatever the server sends: the server here ignores max_tokens."""
     result = run_script("--base-url", server.url("hello"), "--max-tokens", "2", "-v", "max tokens 2")
-    assert (result.status, result.out) == (0, "Hello there" + FINAL + "Hello there\n")
+    assert (result.status, result.out) == (0, "Hello there\n")
     assert asked(server, "max tokens 2")[-1].body["max_tokens"] == 2
 
 
