@@ -23,6 +23,7 @@ import pytest
 import messages_stream
 from tests.conftest import ROOT, SCRIPT, Result, read_within, script_env, user_env
 from tests.openai_server import OpenAIServer
+from tests.test_chat import PNG
 
 FINAL = "\n\nFinal accumulated text: "
 
@@ -542,16 +543,20 @@ def test_the_script_is_executable_in_git_and_runs_as_dot_slash() -> None:
 def test_an_example_runs_as_written(example: str, backend: str, tmp_path: Path) -> None:
     """Typed in a shell, in a copy of the project (a git repository, for `git diff`), with the
     venv on PATH as `activate` puts it: the script runs (not 126, 127 or bad usage), and fails,
-    offline, in one line a provider."""
+    offline, in one line a provider, unless it needs no network (--list-providers)."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy2(SCRIPT, project)  # with its mode
+    (project / "screenshot.png").write_bytes(PNG)  # the image an `-a` example names
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     env, shell = script_env(tmp_path, backend, PATH=activated()), ["bash", "-c", example]
     run = subprocess.run(shell, capture_output=True, text=True, cwd=project, env=env, timeout=60)
     assert run.returncode in (0, 1), f"{example}: exit status {run.returncode}\n{run.stderr}"
     lines = run.stderr.splitlines()
-    assert lines and all(line.startswith(("error: ", "hint: ")) for line in lines), run.stderr
+    if run.returncode == 0:  # needs no network: --list-providers
+        assert run.stdout and "Traceback" not in run.stderr, run.stderr
+    else:
+        assert lines and all(line.startswith(("error: ", "hint: ")) for line in lines), run.stderr
     if ">" in example:
         assert (project / example.rpartition("> ")[2]).read_text() == "", "no answer: an empty file"
 
