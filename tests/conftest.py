@@ -165,6 +165,8 @@ def run_main(
 
 @pytest.fixture(scope="session")
 def server() -> OpenAIServer:
+    """The test server, one per pytest-xdist worker process. A worker runs its tests one at a
+    time: while a test runs, the requests its worker's server gets are that test's own."""
     return OpenAIServer().start()
 
 

@@ -548,7 +548,7 @@ def ended():
 
 async def main():
     await loop()
-    await asyncio.sleep(1.5)  # the program goes on: its exit is not what closes the connection
+    await asyncio.sleep(1)  # the program goes on (twice RELEASE): its exit is not what closes the connection
     report(done=True)
 
 
