@@ -59,7 +59,8 @@ from tests.openai_server import OpenAIServer  # noqa: E402
 SCRIPT = ROOT / "messages_stream.py"
 HIDE = {"pydantic": HERE / "no_pydantic", "curl_cffi": ROOT / "tests" / "no_curl_cffi"}
 CONFIG_DIR = tempfile.mkdtemp(prefix="g4f-bench-")
-COST_LENGTHS = [10_000, 30_000]  # section 1: chunks in the two counted streams
+# section 1: chunks in the two counted streams, of chunks already there and of chunks that wait
+COST_LENGTHS = {"ready": [10_000, 30_000], "waiting": [1_000, 3_000]}
 COPY_LENGTHS = [1_000, 4_000]  # section 3: 1 KiB deltas in the two answers
 BARE_G4F = """
 import asyncio, sys
@@ -80,6 +81,14 @@ asyncio.run(main())
 async def flood(chunk: Any, count: int) -> AsyncGenerator[Any, None]:
     """A provider that sends `chunk` `count` times without ever waiting."""
     for _ in range(count):
+        yield chunk
+
+
+async def trickle(chunk: Any, count: int) -> AsyncGenerator[Any, None]:
+    """A provider that sends `chunk` `count` times, each after a turn of the event loop, as a
+    live stream's chunks arrive."""
+    for _ in range(count):
+        await asyncio.sleep(0)
         yield chunk
 
 
@@ -125,20 +134,23 @@ def cost(spec: dict[str, Any]) -> None:
 
     chunk = ChatCompletionChunk.model_construct("x", None, "fake", 0, usage=None)
 
-    def run(kind: str, count: int) -> None:
-        assert asyncio.run(read(WRAPS[kind](flood(chunk, count)))) == count
+    def run(provider: str, kind: str, count: int) -> None:
+        stream = (flood if provider == "ready" else trickle)(chunk, count)
+        assert asyncio.run(read(WRAPS[kind](stream))) == count
 
     def callgrind(option: str) -> None:
         cmd = ["callgrind_control", option, str(os.getpid())]
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
-    for kind in WRAPS:
-        run(kind, 1000)
+    for provider in COST_LENGTHS:
+        for kind in WRAPS:
+            run(provider, kind, 100)
     callgrind("--instr=on")
-    for kind in WRAPS:
-        for count in spec["lengths"]:
-            run(kind, count)
-            callgrind(f"--dump={kind}:{count}")  # the count since the last dump
+    for provider, lengths in COST_LENGTHS.items():
+        for kind in WRAPS:
+            for count in lengths:
+                run(provider, kind, count)
+                callgrind(f"--dump={provider}:{kind}:{count}")  # the count since the last dump
 
 
 def g4f_stream(url: str) -> Any:
@@ -274,12 +286,13 @@ def median_difference(minuends: Sequence[float], subtrahends: Sequence[float]) -
     return statistics.median(a - b for a, b in zip(minuends, subtrahends, strict=True))
 
 
-def instructions() -> dict[str, float]:
-    """Section 1: instructions a chunk for each of WRAPS, from callgrind's dumps."""
+def instructions() -> dict[str, dict[str, float]]:
+    """Section 1: instructions a chunk for each provider and each of WRAPS, from callgrind's
+    dumps."""
     with tempfile.TemporaryDirectory() as dumps:
         valgrind = ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no"]
         valgrind.append(f"--callgrind-out-file={dumps}/callgrind.out")
-        child(dict(env_for(), PYTHONHASHSEED="0"), valgrind, kind="cost", lengths=COST_LENGTHS)
+        child(dict(env_for(), PYTHONHASHSEED="0"), valgrind, kind="cost")
         totals = {}
         for dump in Path(dumps).glob("callgrind.out.*"):
             text = dump.read_text()
@@ -289,25 +302,32 @@ def instructions() -> dict[str, float]:
             )
             assert label and total, f"{dump} is not a callgrind dump"
             totals[label[1]] = int(total[1])
-    short, long = COST_LENGTHS
-    return {kind: (totals[f"{kind}:{long}"] - totals[f"{kind}:{short}"]) / (long - short) for kind in WRAPS}
+    return {
+        provider: {
+            kind: (totals[f"{provider}:{kind}:{long}"] - totals[f"{provider}:{kind}:{short}"])
+            / (long - short)
+            for kind in WRAPS
+        }
+        for provider, (short, long) in COST_LENGTHS.items()
+    }
 
 
 def print_instructions() -> float:
-    """Section 1's figures; returns the core's instructions a chunk over bare."""
+    """Section 1's figures; returns the core's instructions a chunk over bare, of chunks already
+    there."""
     cost = instructions()
-    over = {kind: cost[kind] - cost["bare"] for kind in WRAPS}
     print("1. Cost a chunk, in instructions (callgrind, PYTHONHASHSEED=0): one stream of prebuilt g4f")
-    print(
-        f"   chunks, {COST_LENGTHS[1]:,} against {COST_LENGTHS[0]:,}, read as the documentation's loop reads"
-    )
-    for kind in WRAPS:
-        print(
-            f"   {kind:<14}{cost[kind]:>7,.0f} a chunk"
-            + (f", {over[kind]:+,.0f} over bare" if over[kind] else "")
-        )
-    print(f"   the core over bare / pass-through over bare: {over['core'] / over['pass-through']:.2f}\n")
-    return over["core"]
+    print("   chunks, read as the documentation's loop reads, counted at two lengths")
+    for provider, (short, long) in COST_LENGTHS.items():
+        over = {kind: cost[provider][kind] - cost[provider]["bare"] for kind in WRAPS}
+        how = "there at once" if provider == "ready" else "each after a turn of the event loop"
+        print(f"   chunks {how}, {long:,} against {short:,}:")
+        for kind in WRAPS:
+            extra = f", {over[kind]:+,.0f} over bare" if over[kind] else ""
+            print(f"     {kind:<14}{cost[provider][kind]:>7,.0f} a chunk{extra}")
+        print(f"     the core over bare / pass-through over bare: {over['core'] / over['pass-through']:.2f}")
+    print()
+    return cost["ready"]["core"] - cost["ready"]["bare"]
 
 
 def print_end_to_end(backend: str, server: OpenAIServer, chunks: int, repeats: int) -> None:
