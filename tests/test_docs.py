@@ -36,7 +36,7 @@ import pytest
 
 from tests.conftest import ROOT, Result
 from tests.openai_server import OpenAIServer
-from tests.test_lifted import readme_programs
+from tests.test_lifted import readme_programs, web_doc_program
 from tests.test_memory import page_programs
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -165,7 +165,9 @@ def test_only_the_readmes_opening_example_is_not_run() -> None:
 
 
 def test_every_python_example_is_one_the_suite_runs() -> None:
-    assert sorted(b.text for b in blocks("python")) == sorted(readme_programs() + page_programs())
+    assert sorted(b.text for b in blocks("python")) == sorted(
+        [*readme_programs(), web_doc_program(), *page_programs()]
+    )
 
 
 def test_every_page_has_examples_the_suite_runs() -> None:

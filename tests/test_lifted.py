@@ -207,13 +207,14 @@ def ruff(path: Path) -> str:
     return "" if result.returncode == 0 else result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("what", ["the core and its imports", "the program", "the web app"])
+@pytest.mark.parametrize("what", ["the core and its imports", "the program", "the web app", "docs/web.md"])
 def test_the_readme_imports_are_all_and_only_what_is_used(tmp_path: Path, what: str) -> None:
     programs = readme_programs()
     source = {
         "the core and its imports": core_imports() + "\n\n" + core(),
         "the program": pasted(programs[0], 8765),
         "the web app": pasted(programs[1], 8765),
+        "docs/web.md": pasted(web_doc_program(), 8765),
     }[what]
     path = tmp_path / "lifted.py"
     path.write_text(source, encoding="utf-8")
