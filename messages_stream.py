@@ -165,7 +165,9 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
         # The task we last yielded to ended with us at a yield: aiohttp.web keeps such a frame (and us)
         # in a cycle. Until then, this callback on it keeps the provider's stream from the GC.
         def left(task: Any) -> None:
+            nonlocal reader
             if task is reader and getattr(stream, "ag_frame", None) and not stream.ag_running:
+                reader = None  # a task that reads on finds the answer cut: a failure, not an end
                 asyncio.ensure_future(end_transfer(stream))  # noqa: RUF006 - held by Idle's timer
 
         for spec in providers:
@@ -194,9 +196,11 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                     if (task := asyncio.current_task()) is not reader:  # a new reader: its end, ours
                         reader = follow(reader, task, left)
                     yield chunk
-                if answered:
+                if answered and reader:
                     return
                 failure, cause = "the stream ended without any answer text", None
+                if answered:  # no reader: the task it was left to ended, and the transfer with it
+                    failure = "the task reading it ended first"
             except Exception as exc:
                 failure, cause = f"{type(exc).__name__}: {exc}", exc
             finally:  # no callback left on a task that reads for days; then, if left at a yield,

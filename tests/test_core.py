@@ -952,3 +952,28 @@ def test_a_long_lived_task_keeps_nothing_of_the_streams_it_read(fake: FakeClient
         assert asyncio.run(worker()) == [True, True, True]
     finally:
         gc.enable()
+
+
+def test_a_stream_handed_on_after_its_reader_ended_fails_rather_than_end_short(fake: FakeClient) -> None:
+    """A handler peeks at the first delta, hands the stream to a task that reads it only after the
+    handler's task has ended: the transfer was ended with it, and the rest must not look whole."""
+    fake.scripts = [["Hel", pause(0.1), "lo"]]
+
+    async def scenario() -> Any:
+        stream = resilient_stream(fake, timeout=5)
+
+        async def relay() -> str:
+            await asyncio.sleep(0.05)  # its own work first
+            return await collect(stream)
+
+        async def peek() -> Any:
+            await anext(stream)
+            return asyncio.create_task(relay())
+
+        rest = await asyncio.create_task(peek())
+        try:
+            return await rest
+        except StreamError as exc:
+            return exc.args
+
+    assert asyncio.run(scenario()) == ("g4f's automatic choice: the task reading it ended first",)
