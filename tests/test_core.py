@@ -795,7 +795,7 @@ def test_a_cancel_keeps_its_message_after_the_deadline_fired(fake: FakeClient) -
 
 
 def test_first_delta_is_seconds_from_the_first_read_to_the_first_delta(fake: FakeClient) -> None:
-    fake.scripts = [[stall], [pause(0.1), "Hi"]]
+    fake.scripts = [[stall], [pause(0.1), "Hi", pause(0.15), ",", pause(0.15), " there"]]
 
     async def scenario() -> tuple[float, float]:
         stream = resilient_stream(fake, providers=["A", "B"], timeout=0.2)
@@ -806,7 +806,7 @@ def test_first_delta_is_seconds_from_the_first_read_to_the_first_delta(fake: Fak
 
     before, first_delta = asyncio.run(scenario())
     assert before == 0.0
-    assert 0.3 <= first_delta < 0.55  # A's silence, then B's 0.1 s
+    assert 0.3 <= first_delta < 0.55  # A's silence, then B's 0.1 s; not the next delta's 0.6 s
 
 
 def test_any_chunk_restarts_the_timeout_a_chunk_without_a_delta_too(fake: FakeClient) -> None:
