@@ -891,11 +891,20 @@ def test_a_stream_read_on_in_another_task_is_not_ended_with_the_first(fake: Fake
     async def scenario() -> str:
         stream = resilient_stream(fake, timeout=5)
 
+        async def relay() -> str:
+            text = ""
+            async for item in stream:
+                text += str(item.choices[0].delta.content or "")
+                await asyncio.sleep(0.05)  # its own work, the stream at a yield
+            return text
+
         async def peek() -> Any:  # a handler that checks the first delta, then hands the stream on
             first = await anext(stream)
-            return first, asyncio.create_task(collect(stream))
+            rest = asyncio.create_task(relay())
+            await asyncio.sleep(0.02)  # and ends while the relay works on the second
+            return first, rest
 
-        first, rest = await asyncio.create_task(peek())  # ended, the stream at a yield
+        first, rest = await asyncio.create_task(peek())
         return str(first.choices[0].delta.content) + await rest
 
     assert asyncio.run(scenario()) == "Hello there!"
