@@ -809,6 +809,13 @@ def test_first_delta_is_seconds_from_the_first_read_to_the_first_delta(fake: Fak
     assert 0.3 <= first_delta < 0.55  # A's silence, then B's 0.1 s; not the next delta's 0.6 s
 
 
+def test_first_delta_is_the_first_shown_reasoning_too(fake: FakeClient) -> None:
+    fake.scripts = [[pause(0.1), Reasoning("Let me think"), pause(0.3), "Hi"]]
+    stream = resilient_stream(fake, timeout=5)
+    assert outcome(stream) == ("Hi", None, [])
+    assert 0.1 <= stream.first_delta < 0.35  # when the reasoning came, not the text 0.3 s later
+
+
 def test_any_chunk_restarts_the_timeout_a_chunk_without_a_delta_too(fake: FakeClient) -> None:
     """As the README says: the timeout bounds each wait for a chunk (g4f drops empty deltas)."""
     fake.scripts = [["Hel", pause(0.2), chunk(None), pause(0.2), chunk(""), pause(0.2), "lo"]]
