@@ -892,8 +892,17 @@ def test_a_stream_left_at_a_yield_by_a_task_that_ended_ends_its_transfer(fake: F
     assert ended == ["transfer ended"]
 
 
-def test_a_stream_read_on_in_another_task_is_not_ended_with_the_first(fake: FakeClient) -> None:
-    fake.scripts = [["Hel", "lo", pause(0.1), " there", pause(0.1), "!"]]
+@pytest.mark.parametrize("peek_ends", [0, 0.02], ids=["at once", "while the relay works"])
+def test_a_stream_read_on_in_another_task_is_not_ended_with_the_first(
+    fake: FakeClient, peek_ends: float
+) -> None:
+    async def provider(**_: Any) -> Any:
+        yield chunk("Hel")
+        yield chunk("lo")  # already read when the relay asks: it takes it without a wait
+        await asyncio.sleep(0.1)
+        yield chunk(" there!")
+
+    fake.chat.completions.create = provider
 
     async def scenario() -> str:
         stream = resilient_stream(fake, timeout=5)
@@ -908,7 +917,8 @@ def test_a_stream_read_on_in_another_task_is_not_ended_with_the_first(fake: Fake
         async def peek() -> Any:  # a handler that checks the first delta, then hands the stream on
             first = await anext(stream)
             rest = asyncio.create_task(relay())
-            await asyncio.sleep(0.02)  # and ends while the relay works on the second
+            if peek_ends:  # else it ends at once: the relay reads the second before its end is seen
+                await asyncio.sleep(peek_ends)  # it ends while the relay works on the second
             return first, rest
 
         first, rest = await asyncio.create_task(peek())
