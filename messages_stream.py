@@ -74,7 +74,7 @@ class Idle:
     asyncio.timeout, own cancels are taken back; only a count above the wait's start is the task's."""
 
     task: Any = None
-    cancelled: Any = None  # the args of the first CancelledError thrown in (not it: no cycle)
+    cancelled: Any = None  # the args of a CancelledError thrown in (not it: no cycle)
 
     def on(self, pending: Any, yielded: Any, timeout: float) -> Any:
         self.inner, self.first, self.timeout, self.task = pending, [yielded], timeout, asyncio.current_task()
@@ -90,8 +90,8 @@ class Idle:
         return self.first.pop() if self.first else self.step(self.inner.send, None)
 
     def throw(self, exc: Any, *rest: Any) -> Any:
-        if self.cancelled is None and isinstance(exc, asyncio.CancelledError):
-            self.cancelled = exc.args
+        if isinstance(exc, asyncio.CancelledError) and (self.cancelled is None or exc.args):
+            self.cancelled = exc.args  # a message (the task's: ours have none) wins over none
         return self.step(self.inner.throw, exc, *rest)
 
     def step(self, resume: Any, *args: Any) -> Any:
@@ -130,27 +130,39 @@ async def end_transfer(stream: Any) -> None:
         await stream.aclose()
 
 
-def one_line(exc: BaseException, secret: str | None) -> str:
-    """An exception as one line, with the secret masked (also as a server may quote it: trimmed)."""
-    text = f"{type(exc).__name__}: {exc}"
+def follow(old: Any, new: Any, callback: Any) -> Any:
+    """Moves a done-callback from task `old` to task `new` (either may be None); returns `new`."""
+    if old is not None:
+        old.remove_done_callback(callback)
+    if new is not None:
+        new.add_done_callback(callback)
+    return new
+
+
+def one_line(text: str, secret: str | None) -> str:
+    """A failure as one line, the secret masked (also as a server may quote it: trimmed), and a URL's
+    user and password: all of a word up to its last @, after the scheme (a password may hold / @ :)."""
     for part in filter(None, {secret, (secret or "").strip()}):
         text = text.replace(part, "***")
-    return re.sub(r"(Error \d+: )\1+", r"\1", " ".join(text.split()))  # g4f: "Error 400: Error 400: "
+    text = re.sub(r"(?<!\S)(\S*?://)?\S*@", r"\1***@", " ".join(text.split()))
+    return re.sub(r"(Error \d+: )\1+", r"\1", text)  # g4f: "Error 400: Error 400: "
 
 
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
     """A drop-in for `client.chat.completions.create(stream=True, **request)` yielding g4f's chunks,
     with fallback in order through `providers` (g4f names, OpenAI URLs, None: g4f's choice) until
     one sends a delta, an idle `timeout` per wait, and StreamError for any failure. Then `provider`,
-    `first_delta` and `failures` tell. Its generator holds its __dict__, not it: no cycle."""
+    `failures` and `first_delta` (seconds from the first read to the first delta) tell. Its generator
+    holds its __dict__, not it: no cycle."""
 
     __slots__ = ("__dict__", "__weakref__", "chunks")
 
     def __init__(
         self, client: Any, *, providers: Any = (None,), timeout: float = 120.0, api_key: Any = None, **request
     ) -> None:
-        if type(providers) is str or "provider" in request or not request.pop("stream", 1) or timeout <= 0:
-            raise TypeError("resilient_stream() streams, from providers=[...], a list, in timeout > 0 s")
+        bad = type(providers) is str or "provider" in request or not request.pop("stream", 1)
+        if bad or not 0 < timeout < float("inf"):  # not nan: a NaN deadline corrupts the loop's timers
+            raise TypeError("resilient_stream() streams from providers=[...], a list, in 0 < timeout < inf s")
         if api_key and getattr(client, "api_key", None) is None:  # else g4f sends the client's
             request["api_key"] = api_key
         api_key = api_key or getattr(client, "api_key", None)  # masked in every failure
@@ -168,7 +180,17 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 
     @staticmethod
     async def stream(seen: Any, client: Any, providers: Any, timeout: float, key: Any, request: Any) -> Any:
-        cause = None
+        cause, reader, started = None, None, time.perf_counter()
+        stream: Any = None  # the provider's
+
+        # The task we last yielded to ended with us at a yield: aiohttp.web keeps such a frame (and us)
+        # in a cycle. Until then, this callback on it keeps the provider's stream from the GC.
+        def left(task: Any) -> None:
+            nonlocal reader
+            if task is reader and getattr(stream, "ag_frame", None) and not stream.ag_running:
+                reader = None  # a task that reads on finds the answer cut: a failure, not an end
+                asyncio.ensure_future(end_transfer(stream))  # noqa: RUF006 - held by Idle's timer
+
         for spec in providers:
             provider, stream, shown, answered = spec, None, False, False
             if isinstance(spec, str) and "://" in spec:
@@ -190,19 +212,24 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                         delta = chunk.choices[0].delta
                         if delta.content or delta.reasoning or delta.tool_calls:
                             if not shown:
-                                seen.update(provider=spec, first_delta=time.perf_counter())
+                                seen.update(provider=spec, first_delta=time.perf_counter() - started)
                             shown, answered = True, bool(delta.content or delta.tool_calls)
+                    if (task := asyncio.current_task()) is not reader:  # a new reader: its end, ours
+                        reader = follow(reader, task, left)
                     yield chunk
-                if answered:
+                if answered and reader:
                     return
                 failure, cause = "the stream ended without any answer text", None
+                if answered:  # no reader: the task it was left to ended, and the transfer with it
+                    failure = "the task reading it ended first"
             except Exception as exc:
-                failure, cause = one_line(exc, key), exc
-            finally:  # if left at a yield; in a task of its own, as a cancel inside aclose() leaves
-                if getattr(stream, "ag_frame", None):  # it marked as running on 3.11 and 3.12
+                failure, cause = f"{type(exc).__name__}: {exc}", exc
+            finally:  # no callback left on a task that reads for days; then, if left at a yield,
+                reader = follow(reader, None, left)  # end it in a task of its own, as a cancel inside
+                if getattr(stream, "ag_frame", None):  # aclose() leaves it marked as running on 3.11-3.12
                     await asyncio.ensure_future(end_transfer(stream))
             name = getattr(spec, "__name__", spec or "g4f's automatic choice")
-            seen["failures"].append(f"{name}: {failure}")
+            seen["failures"].append(one_line(f"{name}: {failure}", key))
             if shown:
                 break  # the caller has seen this provider's output: another's would not continue it
         raise StreamError(*seen["failures"]) from cause
@@ -424,7 +451,7 @@ def report(
     ended, chars, usage = time.perf_counter(), sum(map(len, parts)), last.usage
     lines = [f"skipped: {failure}" for failure in stream.failures] + [
         f"provider: {stream.provider or last.provider}  model: {last.model}",
-        f"first delta: {stream.first_delta - started:.3f}s  total: {ended - started:.3f}s",
+        f"first delta: {stream.first_delta:.3f}s  total: {ended - started:.3f}s",
         f"deltas: {len(parts)}  chars: {chars}  chars/s: {chars / (ended - tried[-1]):.0f}",
     ]
     if last.choices and last.choices[0].finish_reason not in (None, "stop"):

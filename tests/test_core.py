@@ -217,11 +217,11 @@ def test_a_cancelled_error_of_the_providers_own_is_a_failure_like_any_other(fake
     assert stream.failures == ["A: ConnectionError: the provider's stream was cancelled"]
 
 
-def test_an_infinite_timeout_still_lets_a_cancel_through(fake: FakeClient) -> None:
+def test_a_day_long_timeout_still_lets_a_cancel_through(fake: FakeClient) -> None:
     fake.scripts = [["Hel", swallow_one]]
 
     async def scenario() -> float:
-        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=math.inf)))
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=86400)))
         await asyncio.sleep(0.2)
         task.cancel()
         started = time.monotonic()
@@ -729,3 +729,277 @@ def test_a_cancel_sent_again_for_one_provider_never_reaches_the_next(fake: FakeC
     stream = resilient_stream(fake, providers=["A", "B"], timeout=0.1)
     assert outcome(stream) == ("Hi", None, [])
     assert stream.failures == ["A: TimeoutError: no delta within 0.1s"]
+
+
+# ---- inputs and messages -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -math.inf, 0, -1, "30", None], ids=repr)
+def test_a_timeout_that_is_not_a_finite_positive_number_is_a_type_error(fake: FakeClient, timeout) -> None:
+    with pytest.raises(TypeError):
+        resilient_stream(fake, timeout=timeout)
+    assert fake.calls == []
+
+
+def test_a_urls_password_is_masked_in_every_failure_line(fake: FakeClient) -> None:
+    url = "http://ada:pw-s3cret@127.0.0.1:1/v1"
+    fake.scripts = [[RuntimeError(f"cannot reach {url}/chat/completions")], [stall]]
+    _, error, lines = outcome(resilient_stream(fake, providers=[url, f"{url}/other"], timeout=0.1))
+    assert error is not None and "pw-s3cret" not in error and "ada" not in error
+    assert lines == [
+        "http://***@127.0.0.1:1/v1: RuntimeError: cannot reach http://***@127.0.0.1:1/v1/chat/completions",
+        "http://***@127.0.0.1:1/v1/other: TimeoutError: no delta within 0.1s",
+    ]
+
+
+@pytest.mark.parametrize("provider", [stall, swallow_one, swallow, convert], ids=lambda p: p.__name__)
+def test_a_cancel_keeps_its_message(fake: FakeClient, provider: Any) -> None:
+    fake.scripts = [["Hel", provider]]
+
+    async def scenario() -> tuple[Any, ...]:
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=60)))
+        await asyncio.sleep(0.1)
+        task.cancel("user pressed /stop")
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return exc.args
+        return ("not cancelled",)
+
+    assert asyncio.run(scenario()) == ("user pressed /stop",)
+
+
+def test_a_cancel_keeps_its_message_after_the_deadline_fired(fake: FakeClient) -> None:
+    """The deadline's own cancel, swallowed and sent again, must not stand in for the task's."""
+
+    async def stubborn() -> None:  # swallows every cancel for 0.3 s, then lets one through
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+        await stall()
+
+    fake.scripts = [["Hel", stubborn]]
+
+    async def scenario() -> tuple[Any, ...]:
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=0.1)))
+        await asyncio.sleep(0.2)  # the deadline has fired; the provider swallows its cancels
+        task.cancel("user pressed /stop")
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return exc.args
+        return ("not cancelled",)
+
+    assert asyncio.run(scenario()) == ("user pressed /stop",)
+
+
+def test_first_delta_is_seconds_from_the_first_read_to_the_first_delta(fake: FakeClient) -> None:
+    fake.scripts = [[stall], [pause(0.1), "Hi", pause(0.15), ",", pause(0.15), " there"]]
+
+    async def scenario() -> tuple[float, float]:
+        stream = resilient_stream(fake, providers=["A", "B"], timeout=0.2)
+        before = stream.first_delta
+        await asyncio.sleep(0.3)  # made, not read yet: not counted
+        await collect(stream)
+        return before, stream.first_delta
+
+    before, first_delta = asyncio.run(scenario())
+    assert before == 0.0
+    assert 0.3 <= first_delta < 0.55  # A's silence, then B's 0.1 s; not the next delta's 0.6 s
+
+
+def test_first_delta_is_the_first_shown_reasoning_too(fake: FakeClient) -> None:
+    fake.scripts = [[pause(0.1), Reasoning("Let me think"), pause(0.3), "Hi"]]
+    stream = resilient_stream(fake, timeout=5)
+    assert outcome(stream) == ("Hi", None, [])
+    assert 0.1 <= stream.first_delta < 0.35  # when the reasoning came, not the text 0.3 s later
+
+
+def test_any_chunk_restarts_the_timeout_a_chunk_without_a_delta_too(fake: FakeClient) -> None:
+    """As the README says: the timeout bounds each wait for a chunk (g4f drops empty deltas)."""
+    fake.scripts = [["Hel", pause(0.2), chunk(None), pause(0.2), chunk(""), pause(0.2), "lo"]]
+    assert outcome(resilient_stream(fake, timeout=0.3)) == ("Hello", None, [])
+
+
+# ---- what a sample of hand-made bugs showed unpinned ----------------------------------------
+
+
+def test_a_provider_that_catches_a_cancel_of_its_own_future_still_gives_a_whole_answer(
+    fake: FakeClient,
+) -> None:
+    async def catches_its_own_cancel() -> None:  # as curl_cffi can: its own future cancelled, caught
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, future.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await future
+        await asyncio.sleep(0.05)  # and the next chunk 50 ms later
+
+    fake.scripts = [["Hel", catches_its_own_cancel, "lo", pause(0.05), "!"]]
+    stream = resilient_stream(fake, timeout=5)
+    assert outcome(stream) == ("Hello!", None, [])
+    assert stream.failures == []
+
+
+def test_content_then_reasoning_is_an_answer(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", Reasoning("on second thought"), "lo"], ["never"]]
+    stream = resilient_stream(fake, providers=["A", "B"])
+    assert outcome(stream) == ("Hello", None, [])
+    assert (len(fake.calls), stream.failures) == (1, [])
+
+
+def test_content_then_reasoning_at_the_end_is_an_answer(fake: FakeClient) -> None:
+    fake.scripts = [["Hel", Reasoning("done thinking")]]
+    assert outcome(resilient_stream(fake)) == ("Hel", None, [])
+
+
+# ---- released however the app lets go --------------------------------------------------
+
+
+def transfer(ended: list[str]) -> Any:
+    """A provider that sends "Hi", then waits: its transfer ends only when that wait is cancelled
+    (as curl_cffi's); closed at its yield, or by the GC, it records nothing."""
+
+    async def provider(**_: Any) -> Any:
+        yield chunk("Hi")
+        try:
+            await stall()
+        except asyncio.CancelledError:
+            ended.append("transfer ended")
+            raise
+
+    return provider
+
+
+def test_a_stream_left_at_a_yield_by_a_task_that_ended_ends_its_transfer(fake: FakeClient) -> None:
+    """aiohttp.web: the handler's task is done, its frame (and the stream) kept in a cycle."""
+    ended: list[str] = []
+    fake.chat.completions.create = transfer(ended)
+    kept: list[Any] = []
+
+    async def handler() -> None:
+        stream = resilient_stream(fake, timeout=5)
+        kept.append(stream)  # as the cycle keeps it
+        async for _ in stream:
+            raise ConnectionResetError("Cannot write to closing transport")
+
+    async def scenario() -> None:
+        with contextlib.suppress(ConnectionResetError):
+            await asyncio.create_task(handler())
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    assert ended == ["transfer ended"]
+
+
+@pytest.mark.parametrize("peek_ends", [0, 0.02], ids=["at once", "while the relay works"])
+def test_a_stream_read_on_in_another_task_is_not_ended_with_the_first(
+    fake: FakeClient, peek_ends: float
+) -> None:
+    async def provider(**_: Any) -> Any:
+        yield chunk("Hel")
+        yield chunk("lo")  # already read when the relay asks: it takes it without a wait
+        await asyncio.sleep(0.1)
+        yield chunk(" there!")
+
+    fake.chat.completions.create = provider
+
+    async def scenario() -> str:
+        stream = resilient_stream(fake, timeout=5)
+
+        async def relay() -> str:
+            text = ""
+            async for item in stream:
+                text += str(item.choices[0].delta.content or "")
+                await asyncio.sleep(0.05)  # its own work, the stream at a yield
+            return text
+
+        async def peek() -> Any:  # a handler that checks the first delta, then hands the stream on
+            first = await anext(stream)
+            rest = asyncio.create_task(relay())
+            if peek_ends:  # else it ends at once: the relay reads the second before its end is seen
+                await asyncio.sleep(peek_ends)  # it ends while the relay works on the second
+            return first, rest
+
+        first, rest = await asyncio.create_task(peek())
+        return str(first.choices[0].delta.content) + await rest
+
+    assert asyncio.run(scenario()) == "Hello there!"
+
+
+def test_a_stream_in_a_cycle_freed_by_the_gc_ends_its_transfer(fake: FakeClient) -> None:
+    """The GC finalizes every generator of a cycle at once: the provider's, closed at its yield,
+    would leave curl_cffi's transfer running."""
+    ended: list[str] = []
+    fake.chat.completions.create = transfer(ended)
+
+    async def scenario() -> None:
+        stream = resilient_stream(fake, timeout=5)
+        async for _ in stream:
+            break
+        cycle: list[Any] = [stream]
+        cycle.append(cycle)
+        del stream, cycle
+        gc.collect()
+        await asyncio.sleep(0.1)
+
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.enable()
+    assert ended == ["transfer ended"]
+
+
+def test_a_long_lived_task_keeps_nothing_of_the_streams_it_read(fake: FakeClient) -> None:
+    """A bot's worker reads stream after stream for days: none stays referenced from it."""
+    made: list[Any] = []
+    create = fake.create
+
+    def recorded(**kwargs: Any) -> Any:
+        made.append(weakref.ref(stream := create(**kwargs)))
+        return stream
+
+    fake.chat.completions.create = recorded
+
+    async def worker() -> list[bool]:
+        for n in range(3):
+            stream = resilient_stream(fake, timeout=5)
+            async for _ in stream:
+                if n == 1:
+                    break  # one left at a yield
+            await stream.aclose()
+            del stream
+        await asyncio.sleep(0.1)
+        return [ref() is None for ref in made]
+
+    gc.disable()
+    try:
+        assert asyncio.run(worker()) == [True, True, True]
+    finally:
+        gc.enable()
+
+
+def test_a_stream_handed_on_after_its_reader_ended_fails_rather_than_end_short(fake: FakeClient) -> None:
+    """A handler peeks at the first delta, hands the stream to a task that reads it only after the
+    handler's task has ended: the transfer was ended with it, and the rest must not look whole."""
+    fake.scripts = [["Hel", pause(0.1), "lo"]]
+
+    async def scenario() -> Any:
+        stream = resilient_stream(fake, timeout=5)
+
+        async def relay() -> str:
+            await asyncio.sleep(0.05)  # its own work first
+            return await collect(stream)
+
+        async def peek() -> Any:
+            await anext(stream)
+            return asyncio.create_task(relay())
+
+        rest = await asyncio.create_task(peek())
+        try:
+            return await rest
+        except StreamError as exc:
+            return exc.args
+
+    assert asyncio.run(scenario()) == ("g4f's automatic choice: the task reading it ended first",)

@@ -48,7 +48,7 @@ from tests.conftest import SCRIPT as SCRIPT_PATH
 from tests.openai_server import OpenAIServer
 from tests.test_chat import CTRL_D, Terminal
 from tests.test_e2e import on_a_terminal
-from tests.test_lifted import readme_programs
+from tests.test_lifted import readme_programs, web_doc_program
 from tests.test_memory import page_programs
 from tests.test_scale import recipes
 
@@ -222,7 +222,9 @@ def test_only_the_readmes_opening_example_is_not_run() -> None:
 
 
 def test_every_python_example_is_one_the_suite_runs() -> None:
-    assert sorted(b.text for b in blocks("python")) == sorted(readme_programs() + page_programs() + recipes())
+    assert sorted(b.text for b in blocks("python")) == sorted(
+        [*readme_programs(), web_doc_program(), *page_programs(), *recipes()]
+    )
 
 
 def test_every_page_has_examples_the_suite_runs() -> None:

@@ -207,13 +207,14 @@ def ruff(path: Path) -> str:
     return "" if result.returncode == 0 else result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("what", ["the core and its imports", "the program", "the web app"])
+@pytest.mark.parametrize("what", ["the core and its imports", "the program", "the web app", "docs/web.md"])
 def test_the_readme_imports_are_all_and_only_what_is_used(tmp_path: Path, what: str) -> None:
     programs = readme_programs()
     source = {
         "the core and its imports": core_imports() + "\n\n" + core(),
         "the program": pasted(programs[0], 8765),
         "the web app": pasted(programs[1], 8765),
+        "docs/web.md": pasted(web_doc_program(), 8765),
     }[what]
     path = tmp_path / "lifted.py"
     path.write_text(source, encoding="utf-8")
@@ -301,6 +302,170 @@ def test_a_browser_leaving_mid_answer_closes_the_providers_connection(
     print(f"the provider's connection was closed {took:.3f}s after the browser left")
     run = finish(proc, server, mark)
     assert took <= RELEASE, f"the provider's connection was closed {took:.3f}s after the browser left"
+    run.quiet()
+
+
+# ---- the same app on aiohttp.web (docs/web.md), in its default setup -----------------------
+
+WEB_DOC = ROOT / "docs" / "web.md"
+SERVE_AIOHTTP = """
+import socket
+
+
+async def serve():  # aiohttp.web's defaults: a handler is not cancelled when its client leaves
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    print(sock.getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+asyncio.run(serve())
+"""
+
+
+def web_doc_program() -> str:
+    """The one ```python block of docs/web.md: the web app on aiohttp.web."""
+    (program,) = re.findall(r"^```python\n(.*?)^```$", WEB_DOC.read_text(encoding="utf-8"), re.DOTALL | re.M)
+    return program
+
+
+def serve_aiohttp_app(tmp_path: Path, backend: str, server: OpenAIServer, scenario: str) -> tuple[Any, int]:
+    """Start docs/web.md's app as written (imported: its `__main__` part is the user's own way
+    to serve it), its provider this scenario of our server: it and its port."""
+    (tmp_path / "web_app.py").write_text(pasted(web_doc_program(), server.port, scenario), encoding="utf-8")
+    proc = start(
+        tmp_path, backend, "import asyncio\nimport sys\n\nfrom web_app import app, web\n" + SERVE_AIOHTTP
+    )
+    port = proc.stdout.readline()  # type: ignore[union-attr]
+    if not port.strip():
+        pytest.fail(f"the web app did not start\n{finish(proc, server, '-').tail}")
+    return proc, int(port)
+
+
+def test_the_aiohttp_web_app_relays_the_answer_then_its_end(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    proc, port = serve_aiohttp_app(tmp_path, backend, server, "hello")
+    mark = f"lifted {uuid.uuid4()}"
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/chat", params={"q": mark}, timeout=10) as response:
+        assert sse(response, 10) == ["Hello", " there", "!", ""]
+    finish(proc, server, mark).quiet()
+
+
+def test_the_aiohttp_web_app_answers_a_reconnect_with_204_and_never_asks_again(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    proc, port = serve_aiohttp_app(tmp_path, backend, server, "hello")
+    mark = f"lifted {uuid.uuid4()}"
+    headers = {"Last-Event-ID": "1"}  # as EventSource sends it after a cut
+    response = httpx.get(f"http://127.0.0.1:{port}/chat", params={"q": mark}, headers=headers, timeout=10)
+    assert response.status_code == 204
+    assert marked(server, mark) == []
+    finish(proc, server, "-").quiet()
+
+
+def leave_mid_answer(proc: Any, port: int, server: OpenAIServer, mark: str) -> None:
+    """Read two events of a 10 s answer whose deltas go on flowing, leave, and check that the
+    provider's connection is closed within RELEASE and the server ends quietly."""
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/chat", params={"q": mark}, timeout=10) as response:
+        assert sse(response, 2) == ["d" * 1024] * 2  # and the client goes away while deltas flow
+    left = time.monotonic()
+    (request,) = marked(server, mark)
+    took = released(request, left)
+    print(f"the provider's connection was closed {took:.3f}s after the client left")
+    run = finish(proc, server, mark)
+    assert took <= RELEASE, f"the provider's connection was closed {took:.3f}s after the client left"
+    run.quiet()
+
+
+def test_a_client_leaving_the_aiohttp_web_app_closes_the_providers_connection(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    proc, port = serve_aiohttp_app(tmp_path, backend, server, "drip-1000")  # 10 s of deltas
+    leave_mid_answer(proc, port, server, f"lifted {uuid.uuid4()}")
+
+
+# The handler as the README writes its own loop, the client's leaving not caught: its write raises
+# into a frame that aiohttp's error handling keeps in a reference cycle, and the stream with it,
+# until the cyclic GC runs; the task that ran the handler is done at once.
+AIOHTTP_UNCAUGHT = """
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # its traceback of the write's error
+
+
+async def chat(request):
+    stream = ask("drip-1000")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    async for chunk in stream:
+        if delta(chunk):
+            await response.write(f"data: {json.dumps(delta(chunk))}\\n\\n".encode())
+    return response
+
+
+app = web.Application()
+app.add_routes([web.get("/chat", chat)])
+"""
+
+
+def test_an_aiohttp_web_handler_that_lets_the_clients_leaving_raise_lets_the_stream_go(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    mark = f"lifted {uuid.uuid4()}"
+    source = lifted(HELPERS + AIOHTTP_UNCAUGHT + SERVE_AIOHTTP)
+    proc = start(tmp_path, backend, source, f"http://127.0.0.1:{server.port}", mark)
+    port = proc.stdout.readline()  # type: ignore[union-attr]
+    if not port.strip():
+        pytest.fail(f"the web app did not start\n{finish(proc, server, '-').tail}")
+    leave_mid_answer(proc, int(port), server, mark)
+
+
+# A stream in a reference cycle, freed by the cyclic GC: under curl_cffi the collector finalizes
+# g4f's inner generators too, and closed at a yield they leave the transfer running (plain g4f's
+# stream does so); over aiohttp the connection is closed with them.
+GC_CYCLE = """
+import gc
+
+
+async def main():
+    gc.disable()  # this collect() is the one that frees it
+    stream = ask("stall-after-2")
+    async for chunk in stream:
+        if delta(chunk):
+            break
+    cycle = [stream]
+    cycle.append(cycle)
+    del stream, cycle
+    await asyncio.sleep(0.2)
+    report(collected=time.monotonic(), found=gc.collect() > 0)
+    await asyncio.sleep(1.5)  # the program goes on
+    report(done=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_stream_freed_by_the_garbage_collector_closes_the_providers_connection(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    run = run_app(tmp_path, backend, server, GC_CYCLE)
+    assert run.facts.get("found"), run.tail
+    (request,) = run.requests
+    assert request.closed is None or request.closed > run.facts["collected"], "closed before the collect"
+    took = released(request, run.facts["collected"])
+    print(f"the provider's connection was closed {took:.3f}s after gc.collect()")
+    assert took <= RELEASE, f"the provider's connection was closed {took:.3f}s after gc.collect()"
+    assert run.facts.get("done"), run.tail
     run.quiet()
 
 
@@ -467,6 +632,17 @@ async def loop():
     async for chunk in stream:
         if delta(chunk):
             break
+    ended()
+    await stream.aclose()
+""",
+    ),
+    "aclose() with 30 deltas already read": (
+        "stall-after-31",
+        """
+async def loop():
+    stream = ask(SCENARIO)
+    await anext(stream)
+    await asyncio.sleep(0.5)  # the other 30 arrive meanwhile: read, not yet taken
     ended()
     await stream.aclose()
 """,
