@@ -148,6 +148,13 @@ def one_line(text: str, secret: str | None) -> str:
     return re.sub(r"(Error \d+: )\1+", r"\1", text)  # g4f: "Error 400: Error 400: "
 
 
+# The task reading, looked up at every chunk: asyncio.current_task is C from 3.12 on, where the dict
+# below may no longer be kept; on 3.11 it is Python code around that dict, a quarter of a chunk's cost.
+current_task: Any = asyncio.current_task
+if not isinstance(current_task, type(len)):  # 3.11
+    current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+
+
 class resilient_stream:  # lower case: called like a function, as contextlib.aclosing is
     """A drop-in for `client.chat.completions.create(stream=True, **request)` yielding g4f's chunks,
     with fallback in order through `providers` (g4f names, OpenAI URLs, None: g4f's choice) until
@@ -180,7 +187,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
 
     @staticmethod
     async def stream(seen: Any, client: Any, providers: Any, timeout: float, key: Any, request: Any) -> Any:
-        cause, reader, started = None, None, time.perf_counter()
+        cause, reader, started, loop = None, None, time.perf_counter(), asyncio.get_running_loop()
         stream: Any = None  # the provider's
 
         # The task we last yielded to ended with us at a yield: aiohttp.web keeps such a frame (and us)
@@ -200,9 +207,10 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 provider = create_custom_provider(spec, key, name="Custom", models=[request.get("model", "")])
             try:
                 stream = client.chat.completions.create(provider=provider, stream=True, **request)
+                next_chunk = stream.__anext__  # bound once: a chunk costs less
                 while True:
                     try:  # a chunk already read, else what it waits on
-                        chunk = (pending := stream.__anext__()).send(None)
+                        chunk = (pending := next_chunk()).send(None)
                         chunk = await Idle().on(pending, chunk, timeout)  # one a wait: no stale timer
                     except StopIteration as ready:
                         chunk = ready.value
@@ -214,7 +222,7 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                             if not shown:
                                 seen.update(provider=spec, first_delta=time.perf_counter() - started)
                             shown, answered = True, bool(delta.content or delta.tool_calls)
-                    if (task := asyncio.current_task()) is not reader:  # a new reader: its end, ours
+                    if (task := current_task(loop)) is not reader:  # a new reader: its end, ours
                         reader = follow(reader, task, left)
                     yield chunk
                 if answered and reader:
