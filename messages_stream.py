@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["g4f>=7.7.7", "aiohttp_socks>=0.8"]
+# dependencies = ["g4f>=7.7.7", "aiohttp_socks>=0.8", "PySocks>=1.7.1"]
 # ///
 """Stream a chat completion with g4f, printing the answer as it arrives.
 
 examples:
   %(prog)s  # asks gpt-4: Say hello there!
-  %(prog)s -s "Be brief." Как тебя зовут?
+  %(prog)s -s "Be brief." "Как тебя зовут?"
   echo "Write a haiku" | %(prog)s -
   git diff | %(prog)s Explain this  # the diff, then the words
   git diff | %(prog)s Write a commit message > msg.txt
   %(prog)s --base-url http://localhost:11434/v1 -m llama3.2 Hi
   %(prog)s -p http://localhost:8080/v1 -p PollinationsAI -v Hi
   %(prog)s -c chat.json Hi, I am Ada.
-  %(prog)s -c chat.json Who am I?  # with the turn before
+  %(prog)s -c chat.json "Who am I?"  # with the turn before
   %(prog)s --proxy socks5://127.0.0.1:1080 --temperature 0 Hi
 
 On a terminal the answer is followed by a blank line and "Final accumulated
@@ -270,6 +270,8 @@ def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
         if parts.scheme not in schemes:
             *others, last = (f"{scheme}://" for scheme in schemes)
             wrong = f"it must start with {', '.join(others)} or {last}"
+        elif any(c.isspace() for c in value):  # else a password's part after it is not masked
+            wrong = "a space must be written %20"
         elif "@" in value and "@" not in parts.netloc:  # else the user name is taken for the host
             wrong = "a / ? or # in the user name or password must be written %2F %3F %23"
         elif not parts.hostname:
@@ -280,7 +282,8 @@ def url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
             return value
     except ValueError as exc:  # the port is not a number, or out of range, ...
         wrong = str(exc)
-    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {value!r}: {wrong}")
+    hidden = re.sub(r"(://).*@", r"\1***@", value)  # up to the last @, spaces and all
+    raise argparse.ArgumentTypeError(f"not {'a proxy' if proxy else 'an http(s)'} URL: {hidden!r}: {wrong}")
 
 
 def name(value: str) -> str:
@@ -309,6 +312,8 @@ def read_conversation(args: argparse.Namespace) -> list[Any]:
     import fcntl  # here: on Windows, -c alone is refused
 
     path = args.conversation = os.path.realpath(args.conversation)  # a link: the file it names
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder, /dev/zero: never read
+        raise ValueError("not a regular file")
     args.lock = open(f"{path}.lock", "a")  # noqa: SIM115 - held, never written
     fcntl.flock(args.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: another run holds it
     with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as file:
@@ -426,6 +431,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         if not ok:
             parser.error(f"argument --{flag.replace('_', '-')}: must be {want}, got {getattr(args, flag)}")
+    if args.conversation is not None and not args.conversation.strip():
+        parser.error(f"argument -c/--conversation: an empty file name: {args.conversation!r}")
     if not args.prompt.strip():
         parser.error(f"the prompt is empty: {args.prompt!r}")
     if args.proxy and urlsplit(args.proxy).scheme == "https" and not importlib.util.find_spec("curl_cffi"):
@@ -622,8 +629,9 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
                 print(f"\x1b[2m{reasoning}\x1b[0m" if dim else reasoning, end="", flush=True, file=sys.stderr)
                 last = reasoning, sys.stderr
     except StreamError as exc:
-        if not last[0].endswith("\n") and (terminal or last[1] is sys.stderr):  # the error on a line
-            print(file=last[1], flush=True)  # of its own; a file gets the answer as it came
+        if not last[0].endswith("\n") and (terminal or last[1] is sys.stderr or one_file()):  # the error
+            print(file=last[1], flush=True)  # on a line of its own; a file alone gets the answer as it came
+            last = "\n", last[1]
         via = f" (proxy {masked(args.proxy)})" if args.proxy else ""
         print("".join(f"error: {masked(line)}{via}\n" for line in exc.args), end="", file=sys.stderr)
         if None in providers and not parts:  # the default failed, offline perhaps: what else to try
@@ -636,8 +644,8 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
             print(flush=True)
         elif terminal:
             print("\n\nFinal accumulated text:", text, flush=True)
-        elif text and not text.endswith("\n"):  # into a file or a pipe: the answer alone, once,
-            print(flush=True)  # ending as a text file does
+        elif text and last != ("\n", sys.stdout) and not text.endswith("\n"):  # into a file or a pipe:
+            print(flush=True)  # the answer alone, once, ending as a text file does
     args.history = [*asked, {"role": "assistant", "content": text}]  # a whole answer only
     if args.conversation:
         save_conversation(args.conversation, args.history)
@@ -646,12 +654,24 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def one_file() -> bool:
+    """Whether stdout and stderr are one file (`> log 2>&1`), where an error must start a line."""
+    with contextlib.suppress(OSError):  # closed, or not a file at all
+        return os.path.sameopenfile(sys.stdout.fileno(), sys.stderr.fileno())
+    return False
+
+
 async def sigterm_cancels(coro: Any) -> Any:
-    """Awaits `coro` in a task that SIGTERM cancels, as asyncio.run's Ctrl-C cancels it."""
-    task = asyncio.current_task()
-    with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
-        if task and signal.SIGTERM in CAUGHT:  # unless it was ignored
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    """Awaits `coro` in a task that SIGTERM cancels, as asyncio.run's Ctrl-C cancels it: from the
+    signal handler itself, so that it counts even while g4f blocks the event loop."""
+    task, loop = asyncio.current_task(), asyncio.get_running_loop()
+
+    def terminate(signum: int, frame: Any) -> None:
+        task.cancel()  # type: ignore[union-attr]
+        loop.call_soon_threadsafe(lambda: None)  # wake the loop, as asyncio.run does for Ctrl-C
+
+    if task and signal.SIGTERM in CAUGHT:  # unless it was ignored
+        signal.signal(signal.SIGTERM, terminate)
     return await coro
 
 

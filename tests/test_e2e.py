@@ -124,6 +124,21 @@ def test_into_a_file_the_answer_alone_once(server: OpenAIServer, backend: str, t
     assert (status, (tmp_path / "answer.txt").read_text()) == (0, "Hello there!\n")
 
 
+def test_into_one_log_with_its_errors_an_error_starts_a_line(
+    server: OpenAIServer, backend: str, tmp_path
+) -> None:
+    """`> log 2>&1` (cron, CI): the text so far, then the error on a line of its own, no blank."""
+    with open(tmp_path / "log", "wb") as file:
+        command = [sys.executable, str(SCRIPT), "--base-url", server.url("drop")]
+        env = script_env(tmp_path, backend)
+        run = subprocess.run(
+            command, stdout=file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, timeout=60
+        )
+    log = (tmp_path / "log").read_text()
+    assert run.returncode == 1 and log.startswith(f"Hello there\nerror: {server.url('drop')}: "), log
+    assert log.count("\n") == 2 and log.endswith("\n") and not log.endswith("\n\n"), log
+
+
 def test_prompt_system_and_key_by_flag_reach_the_server(run_script, server: OpenAIServer) -> None:
     result = run_script(
         "--base-url", server.url("echo"), "-s", "Be brief.", "--api-key", "sk-flag", "Как тебя зовут?"

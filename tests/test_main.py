@@ -211,6 +211,12 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
         ),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["-p", ""], "argument -p/--provider: an empty provider name: ''"),
+        (["-c", "", "Hi"], "argument -c/--conversation: an empty file name: ''"),
+        (["-c", "/dev/zero", "Hi"], "argument -c/--conversation: /dev/zero: not a regular file"),
+        (
+            ["--base-url", "http://a b/v1"],
+            "argument --base-url: not an http(s) URL: 'http://a b/v1': a space must",
+        ),
         (["-p", "A", "-p", " "], "argument -p/--provider: an empty provider name: ' '"),
         (["-p", "http://a/v1", "--base-url", "http://b/v1"], "give a URL with --provider or with --base-url"),
         (

@@ -93,6 +93,17 @@ def test_when_every_provider_fails_the_bot_answers_and_goes_on(
     assert "no whole answer: http://127.0.0.1" in run.out and "status-500" in run.out
 
 
+def test_a_provider_that_breaks_off_after_text_cools_down_too(
+    tmp_path: Path, backend: str, server: OpenAIServer
+) -> None:
+    mark = f"memory {uuid.uuid4()}"
+    source = bot(server.port).replace("/silent/v1", "/drop/v1")
+    run = finish(start(tmp_path, backend, source, mark, "2"), server, mark, 60)
+    assert run.status == 0, run.err
+    assert run.facts["texts"] == ["Hello there [cut off]", "Hello there!"]
+    assert asked(server, mark, 2) == [["drop"], ["hello"]]
+
+
 def test_the_page_needs_nothing_the_core_does_not_import(tmp_path: Path) -> None:
     path = tmp_path / "bot.py"
     path.write_text(bot(8765, app=""), encoding="utf-8")

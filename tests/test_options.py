@@ -213,14 +213,17 @@ def test_dead_proxy_fails_fast_one_masked_line_per_provider(run_script, server, 
     no_credentials(result)
 
 
-def test_a_backend_quoting_the_proxy_url_gets_it_masked(run_script, server: OpenAIServer) -> None:
-    """Python's URL parser drops a tab, curl does not: it refuses the URL and quotes it whole,
-    password included, in its error ("Unsupported proxy syntax in '...'"). aiohttp just finds
-    the port closed. Neither looks anything up: all of it stays on loopback."""
-    proxy = f"socks5://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1\t:{closed_port()}"
+@pytest.mark.parametrize("space", ["\t", " "], ids=["tab", "space"])
+def test_a_proxy_url_with_white_space_is_bad_usage_its_password_masked(
+    run_script, server: OpenAIServer, space: str
+) -> None:
+    """Python's URL parser drops a tab, curl does not, and quotes the URL whole in its error; a
+    space splits the password where a line is masked word by word. Refused before any request."""
+    proxy = f"socks5://{PROXY_USER}:{PROXY_PASSWORD[:8]}{space}{PROXY_PASSWORD[8:]}@127.0.0.1:{closed_port()}"
     result = run_script("--base-url", server.url("hello"), "--proxy", proxy)
-    assert (result.status, result.out) == (1, "")
-    assert result.err.startswith(f"error: {server.url('hello')}: ") and result.err.count("\n") == 1
+    assert (result.status, result.out) == (2, "")
+    assert "a space must be written %20" in result.err and result.err.count("\n") == 1
+    assert PROXY_PASSWORD[:8] not in result.err and PROXY_PASSWORD[8:] not in result.err
     no_credentials(result)
 
 
