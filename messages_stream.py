@@ -190,11 +190,13 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
         cause, reader, started, loop = None, None, time.perf_counter(), asyncio.get_running_loop()
         stream: Any = None  # the provider's
 
-        # The task we last yielded to ended with us at a yield: aiohttp.web keeps such a frame (and us)
-        # in a cycle. Until then, this callback on it keeps the provider's stream from the GC.
+        # The task we last yielded to failed, or was cancelled, with us at a yield: aiohttp.web keeps
+        # such a frame (and us) in a cycle. Until then, this callback on it keeps the provider's stream
+        # from the GC. One that returned (a task a chunk, as wait_for makes on 3.11) is no letting go.
         def left(task: Any) -> None:
             nonlocal reader
-            if task is reader and getattr(stream, "ag_frame", None) and not stream.ag_running:
+            failed = task.cancelled() or getattr(task, "_exception", None) is not None  # not retrieved
+            if failed and task is reader and getattr(stream, "ag_frame", None) and not stream.ag_running:
                 reader = None  # a task that reads on finds the answer cut: a failure, not an end
                 asyncio.ensure_future(end_transfer(stream))  # noqa: RUF006 - held by Idle's timer
 

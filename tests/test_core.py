@@ -980,9 +980,11 @@ def test_a_long_lived_task_keeps_nothing_of_the_streams_it_read(fake: FakeClient
         gc.enable()
 
 
-def test_a_stream_handed_on_after_its_reader_ended_fails_rather_than_end_short(fake: FakeClient) -> None:
-    """A handler peeks at the first delta, hands the stream to a task that reads it only after the
-    handler's task has ended: the transfer was ended with it, and the rest must not look whole."""
+@pytest.mark.parametrize("ends", ["fails", "returns"])
+def test_a_stream_handed_on_after_its_reader_ended(fake: FakeClient, ends: str) -> None:
+    """A handler peeks at the first delta and hands the stream to a task that reads it after the
+    handler's task has ended. Failed (a write to a gone client), the handler let the stream go: the
+    transfer ended with it, and the rest must not look whole. Returned, it let go of nothing."""
     fake.scripts = [["Hel", pause(0.1), "lo"]]
 
     async def scenario() -> Any:
@@ -994,12 +996,39 @@ def test_a_stream_handed_on_after_its_reader_ended_fails_rather_than_end_short(f
 
         async def peek() -> Any:
             await anext(stream)
-            return asyncio.create_task(relay())
+            rest.append(asyncio.create_task(relay()))
+            if ends == "fails":
+                raise ConnectionResetError("the client left")
 
-        rest = await asyncio.create_task(peek())
+        rest: list[Any] = []
+        with contextlib.suppress(ConnectionResetError):
+            await asyncio.create_task(peek())
         try:
-            return await rest
+            return await rest[0]
         except StreamError as exc:
             return exc.args
 
-    assert asyncio.run(scenario()) == ("g4f's automatic choice: the task reading it ended first",)
+    expected = {"fails": ("g4f's automatic choice: the task reading it ended first",), "returns": "lo"}
+    assert asyncio.run(scenario()) == expected[ends]
+
+
+@pytest.mark.parametrize("how", ["a task", "wait_for"])
+def test_a_chunk_read_in_a_task_of_its_own_each_time_gives_the_whole_answer(
+    fake: FakeClient, how: str
+) -> None:
+    """A keep-alive loop reads each chunk in a task of its own (as asyncio.wait_for does on 3.11),
+    and does its own work between: each such task's end is not the app letting go."""
+    fake.scripts = [["Hel", pause(0.05), "lo", pause(0.05), " there!"]]
+
+    async def scenario() -> str:
+        text, it = "", aiter(resilient_stream(fake, timeout=5))
+        while True:
+            read = asyncio.ensure_future(anext(it)) if how == "a task" else asyncio.wait_for(anext(it), 5)
+            try:
+                item = await read
+            except StopAsyncIteration:
+                return text
+            text += str(item.choices[0].delta.content or "")
+            await asyncio.sleep(0.1)  # its own work: sends the text on
+
+    assert asyncio.run(scenario()) == "Hello there!"
