@@ -344,6 +344,9 @@ def save_conversation(path: str, messages: list[Any]) -> None:
     except OSError as exc:
         os.unlink(temp)
         raise OSError(f"could not save {path}: {exc}") from None
+    except BaseException:  # never a stray copy beside it
+        os.unlink(temp)
+        raise
 
 
 PROXY_ONLY: set[Any] = set()  # with a proxy: its addresses, the only ones this process connects to
@@ -435,6 +438,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"argument --{flag.replace('_', '-')}: must be {want}, got {getattr(args, flag)}")
     if args.conversation is not None and not args.conversation.strip():
         parser.error(f"argument -c/--conversation: an empty file name: {args.conversation!r}")
+    try:
+        args.prompt.encode()
+    except UnicodeEncodeError:  # a byte in the words that is not UTF-8 (held as a surrogate)
+        parser.error("the prompt is not UTF-8")
     if not args.prompt.strip():
         parser.error(f"the prompt is empty: {args.prompt!r}")
     if args.proxy and urlsplit(args.proxy).scheme == "https" and not importlib.util.find_spec("curl_cffi"):
@@ -528,20 +535,34 @@ def list_providers() -> int:
 
 
 def read_line() -> str | None:
-    """The next line typed at the `> ` prompt, None at Ctrl-D. Ctrl-C drops the text typed (as
-    readline tells), else raises KeyboardInterrupt: asyncio.run's own handler would not stop input()."""
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    """The next line typed at the `> ` prompt, None at Ctrl-D, "" for one to drop. Ctrl-C drops the
+    text typed (as readline tells), else raises KeyboardInterrupt, and SIGTERM CancelledError, as
+    the loop's own handlers would not stop input(). A line that is not UTF-8 is refused."""
+    wanted: dict[Any, Any] = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: stop_reading}
+    handlers = {s: signal.signal(s, h) for s, h in wanted.items() if s in CAUGHT}
     try:
-        return input("> ")
-    except (EOFError, KeyboardInterrupt) as exc:
+        line = input("> ")
+        line.encode()  # UnicodeEncodeError: a byte that is not UTF-8, held as a surrogate
+        return line
+    except (EOFError, KeyboardInterrupt, UnicodeError, asyncio.CancelledError) as exc:
         print()  # what follows on a line of its own
+        if isinstance(exc, UnicodeError):
+            print("error: the line is not UTF-8: not sent", file=sys.stderr)
+            return ""
         if isinstance(exc, EOFError):
             return None
-        if (readline := sys.modules.get("readline")) and readline.get_line_buffer():
+        readline = sys.modules.get("readline")
+        if isinstance(exc, KeyboardInterrupt) and readline and readline.get_line_buffer():
             return ""
         raise
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for caught, handler in handlers.items():
+            signal.signal(caught, handler)
+
+
+def stop_reading(signum: int, frame: Any) -> None:
+    """SIGTERM at the prompt: the session ends as a cancelled one does (143)."""
+    raise asyncio.CancelledError
 
 
 async def interruptible(answer: Any) -> None:
@@ -576,7 +597,10 @@ async def main(argv: list[str] | None = None) -> int:
     0 done, 1 failed, 2 bad usage (run() adds 130 for Ctrl-C)."""
     try:
         args = parse_args(argv)
+        import g4f.debug
         from g4f.client import AsyncClient  # here: --help and bad usage need no g4f
+
+        g4f.debug.version_check = False  # else a provider may have g4f print its own line on stdout
     except SystemExit as exc:
         return int(exc.code or 0)
     except ImportError as exc:
@@ -643,7 +667,8 @@ async def turn(client: Any, args: argparse.Namespace) -> int:
     finally:
         text = "".join(parts)
         if args.interactive:  # a chat shows each answer once, and the next prompt on a line of its own
-            print(flush=True)
+            if not last[0].endswith("\n"):
+                print(flush=True)
         elif terminal:
             print("\n\nFinal accumulated text:", text, flush=True)
         elif text and last != ("\n", sys.stdout) and not text.endswith("\n"):  # into a file or a pipe:

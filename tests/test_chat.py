@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -54,11 +55,15 @@ class Terminal:
         """Ctrl-C once the script waits for a key. CPython's readline misses a SIGINT that lands
         after it drew what a key changed and before it waits for the next: a window no person's
         Ctrl-C hits, but a test's, typed the moment the echo shows, does. (Linux: /proc.)"""
+        self.waiting()
+        self.type(CTRL_C)
+
+    def waiting(self) -> None:
+        """Returns once the script is blocked, waiting for a key."""
         deadline = time.monotonic() + 10
         while Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "S":
             assert time.monotonic() < deadline, "the script never waited for a key"
             time.sleep(0.001)
-        self.type(CTRL_C)
 
     def wait_for(self, text: str, seconds: float = 20) -> str:
         """What the terminal showed, up to and with `text` ("\\n" for its line breaks, as the
@@ -73,7 +78,7 @@ class Terminal:
                 pytest.fail(f"the terminal showed {self.shown!r}, not {want!r}")
         end = self.shown.index(want) + len(want)
         seen, self.shown = self.shown[:end], self.shown[end:]
-        return seen.decode().replace("\r\n", "\n")
+        return seen.decode(errors="replace").replace("\r\n", "\n")  # a byte typed that is not UTF-8
 
     def end(self) -> tuple[int, str]:
         """The exit status, and what the terminal showed after the last wait_for()."""
@@ -224,6 +229,29 @@ def test_a_failed_turn_leaves_the_session_open(terminal, server: OpenAIServer) -
     term.type(b"Hi\r")
     shown = term.wait_for("\n> ")
     assert "error: " in shown and "500" in shown and "Traceback" not in shown
+    assert not shown.endswith("\n\n> "), shown  # the prompt right under the error line
+    term.type(CTRL_D)
+    assert term.end() == (0, "\n")
+
+
+def test_sigterm_at_the_prompt_ends_the_session_as_terminated(terminal, server: OpenAIServer) -> None:
+    """docker stop, systemd, timeout: SIGTERM once, then SIGKILL; the prompt must not hold it."""
+    term = terminal("-i", "--base-url", server.url("hello"))
+    term.wait_for("> ")
+    term.waiting()
+    term.proc.send_signal(signal.SIGTERM)
+    status, shown = term.end()
+    assert (status, shown) == (143, "\nterminated\n")
+
+
+def test_a_line_that_is_not_utf8_is_refused_and_the_session_stays(terminal, server: OpenAIServer) -> None:
+    mark = f"chat {uuid.uuid4()}"
+    term = terminal("-i", "--base-url", server.url("hello"))
+    term.wait_for("> ")
+    term.type(mark.encode() + b" \xff\r")
+    shown = term.wait_for("\n> ")
+    assert "error: the line is not UTF-8: not sent\n" in shown and "Traceback" not in shown
+    assert not [r for r in server.requests if mark in json.dumps(r.body)]
     term.type(CTRL_D)
     assert term.end() == (0, "\n")
 

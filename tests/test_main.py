@@ -212,6 +212,7 @@ def test_stream_without_any_text_is_a_failure(run_main, fake: FakeClient) -> Non
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["-p", ""], "argument -p/--provider: an empty provider name: ''"),
         (["-c", "", "Hi"], "argument -c/--conversation: an empty file name: ''"),
+        (["abc\udcffdef"], "the prompt is not UTF-8"),
         (["-c", "/dev/zero", "Hi"], "argument -c/--conversation: /dev/zero: not a regular file"),
         (
             ["--base-url", "http://a b/v1"],
