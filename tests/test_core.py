@@ -752,13 +752,12 @@ def test_a_urls_password_is_masked_in_every_failure_line(fake: FakeClient) -> No
     ]
 
 
-@pytest.mark.parametrize("provider", [stall, swallow_one, swallow, convert], ids=lambda p: p.__name__)
-def test_a_cancel_keeps_its_message(fake: FakeClient, provider: Any) -> None:
-    fake.scripts = [["Hel", provider]]
+def cancelled_with_a_message(fake: FakeClient, timeout: float, after: float) -> tuple[Any, ...]:
+    """The args of the CancelledError a reader gets, cancelled with a message `after` seconds."""
 
     async def scenario() -> tuple[Any, ...]:
-        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=60)))
-        await asyncio.sleep(0.1)
+        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=timeout)))
+        await asyncio.sleep(after)
         task.cancel("user pressed /stop")
         try:
             await task
@@ -766,7 +765,13 @@ def test_a_cancel_keeps_its_message(fake: FakeClient, provider: Any) -> None:
             return exc.args
         return ("not cancelled",)
 
-    assert asyncio.run(scenario()) == ("user pressed /stop",)
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("provider", [stall, swallow_one, swallow, convert], ids=lambda p: p.__name__)
+def test_a_cancel_keeps_its_message(fake: FakeClient, provider: Any) -> None:
+    fake.scripts = [["Hel", provider]]
+    assert cancelled_with_a_message(fake, timeout=60, after=0.1) == ("user pressed /stop",)
 
 
 def test_a_cancel_keeps_its_message_after_the_deadline_fired(fake: FakeClient) -> None:
@@ -780,18 +785,8 @@ def test_a_cancel_keeps_its_message_after_the_deadline_fired(fake: FakeClient) -
         await stall()
 
     fake.scripts = [["Hel", stubborn]]
-
-    async def scenario() -> tuple[Any, ...]:
-        task = asyncio.ensure_future(collect(resilient_stream(fake, timeout=0.1)))
-        await asyncio.sleep(0.2)  # the deadline has fired; the provider swallows its cancels
-        task.cancel("user pressed /stop")
-        try:
-            await task
-        except asyncio.CancelledError as exc:
-            return exc.args
-        return ("not cancelled",)
-
-    assert asyncio.run(scenario()) == ("user pressed /stop",)
+    # after 0.2 s the deadline has fired, and the provider swallows its cancels
+    assert cancelled_with_a_message(fake, timeout=0.1, after=0.2) == ("user pressed /stop",)
 
 
 def test_first_delta_is_seconds_from_the_first_read_to_the_first_delta(fake: FakeClient) -> None:
