@@ -508,13 +508,14 @@ def read_attachments(parser: Parser, paths: list[str]) -> list[tuple[bytes, str]
 
 
 def sendable(data: bytes, name: str) -> bool:
-    """Whether g4f sends this file (from its name, else its first bytes), as it drops others unsent."""
+    """Whether g4f sends this file, as it drops others unsent (is_valid_media: by name, else first
+    bytes) or fails on them (is_data_an_media: an image must be one by its first bytes too)."""
     try:
-        from g4f.image import is_valid_media
+        from g4f.image import is_data_an_media, is_valid_media
     except ImportError:  # without g4f, main() says what to install
         return True
-    with contextlib.suppress(ValueError):  # "Invalid image format"
-        return bool(data and is_valid_media(data, name))
+    with contextlib.suppress(ValueError):  # "Invalid image format (from magic code)"
+        return bool(data and is_valid_media(data, name) and is_data_an_media(data, name))
     return False
 
 
@@ -565,30 +566,32 @@ def stop_reading(signum: int, frame: Any) -> None:
     raise asyncio.CancelledError
 
 
-async def interruptible(answer: Any) -> None:
-    """Awaits one turn; Ctrl-C cancels it alone (the core releases the provider's connection)."""
+async def interruptible(answer: Any) -> int | None:
+    """Awaits one turn, its status; Ctrl-C cancels it alone (the core releases the provider's
+    connection): None."""
     task, loop = asyncio.ensure_future(answer), asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, task.cancel)
     try:
-        await task
+        return await task
     except asyncio.CancelledError:
         if (session := asyncio.current_task()) and session.cancelling():  # the session's own
             raise
         print("stopped: this turn is left out of the conversation", file=sys.stderr)
+        return None
     finally:
         loop.remove_signal_handler(signal.SIGINT)
 
 
 async def chat(client: Any, args: argparse.Namespace) -> int:
     """-i: each line typed is a turn of one conversation, kept in args.history (and -c). Ends
-    at Ctrl-D (0) or at Ctrl-C at the prompt (130); -a files go with the first turn."""
+    at Ctrl-D (0) or at Ctrl-C at the prompt (130); -a files go with each turn until one is whole."""
     with contextlib.suppress(ImportError):  # where it exists: line editing, and ↑ for earlier lines
         import readline  # noqa: F401
     while (line := read_line()) is not None:
         if line.strip():
             args.prompt = line
-            await interruptible(turn(client, args))
-            args.media = None
+            if await interruptible(turn(client, args)) == 0:
+                args.media = None  # sent with a whole turn: the model has seen it
     return 0
 
 

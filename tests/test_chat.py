@@ -299,6 +299,24 @@ def test_with_i_an_image_goes_with_the_first_turn_alone(terminal, server, tmp_pa
     assert second == f"second {mark}"
 
 
+def test_with_i_an_image_goes_again_after_a_stopped_turn(terminal, server, tmp_path) -> None:
+    """A turn stopped by Ctrl-C is left out, its question too: the image goes with the next."""
+    (tmp_path / "shot.png").write_bytes(PNG)
+    term = terminal("-i", "-a", "shot.png", "--base-url", server.url("stall-if-asked"))
+    mark = f"stall {uuid.uuid4()}"
+    term.wait_for("> ")
+    term.type(mark.encode() + b"\r")
+    term.wait_for("Hello there")
+    term.type(CTRL_C)
+    term.wait_for("\n> ")
+    term.type(f"again {mark.replace('stall', 'go')}".encode() + b"\r")
+    term.wait_for("Hello there!\n")
+    stopped, answered = (
+        messages[-1]["content"] for messages in sent_with(server, mark.replace("stall ", ""))
+    )
+    assert [part["type"] for part in stopped] == [part["type"] for part in answered] == ["image_url", "text"]
+
+
 @pytest.mark.parametrize("name", ["missing.png", "folder"])
 def test_an_attachment_that_cannot_be_read_is_bad_usage_and_nothing_is_sent(
     run_script, server, tmp_path, name: str
@@ -313,14 +331,13 @@ def test_an_attachment_that_cannot_be_read_is_bad_usage_and_nothing_is_sent(
     assert sent_with(server, mark) == []
 
 
-def test_a_file_g4f_would_drop_is_bad_usage(run_script, server, tmp_path) -> None:
-    (tmp_path / "notes.txt").write_text("not an image", encoding="utf-8")
+@pytest.mark.parametrize("name", ["notes.txt", "fake.png"])  # .png: text, for all its name
+def test_a_file_g4f_would_drop_is_bad_usage(run_script, server, tmp_path, name: str) -> None:
+    (tmp_path / name).write_text("not an image", encoding="utf-8")
     mark = f"never sent {uuid.uuid4()}"
-    result = run_script("-a", "notes.txt", "--base-url", server.url("hello"), mark)
+    result = run_script("-a", name, "--base-url", server.url("hello"), mark)
     assert (result.status, result.out) == (2, "")
-    err = (
-        "messages_stream.py: error: argument -a/--attach: notes.txt: not an image or audio file g4f can send"
-    )
+    err = f"messages_stream.py: error: argument -a/--attach: {name}: not an image or audio file g4f can send"
     assert result.err == err + " (see --help)\n"
     assert sent_with(server, mark) == []
 
