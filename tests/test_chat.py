@@ -59,11 +59,14 @@ class Terminal:
         self.type(CTRL_C)
 
     def waiting(self) -> None:
-        """Returns once the script is blocked, waiting for a key."""
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "S":
+        """Returns once the script is blocked, waiting for a key: asleep at two looks 50 ms apart,
+        as on a busy machine it also sleeps, briefly, while it draws what was typed."""
+        deadline, asleep = time.monotonic() + 10, 0
+        while asleep < 2:
+            state = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
+            asleep = asleep + 1 if state == "S" else 0
             assert time.monotonic() < deadline, "the script never waited for a key"
-            time.sleep(0.001)
+            time.sleep(0.05 if asleep else 0.001)
 
     def wait_for(self, text: str, seconds: float = 20) -> str:
         """What the terminal showed, up to and with `text` ("\\n" for its line breaks, as the
