@@ -238,8 +238,8 @@ class resilient_stream:  # lower case: called like a function, as contextlib.acl
                 reader = follow(reader, None, left)  # end it in a task of its own, as a cancel inside
                 if getattr(stream, "ag_frame", None):  # aclose() leaves it marked as running on 3.11-3.12
                     await asyncio.ensure_future(end_transfer(stream))
-            name = getattr(spec, "__name__", spec or "g4f's automatic choice")
-            seen["failures"].append(one_line(f"{name}: {failure}", key))
+            who = getattr(spec, "__name__", spec or "g4f's automatic choice")
+            seen["failures"].append(one_line(f"{who}: {failure}", key))
             if shown:
                 break  # the caller has seen this provider's output: another's would not continue it
         raise StreamError(*seen["failures"]) from cause

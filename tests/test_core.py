@@ -647,14 +647,16 @@ def test_a_cancel_asked_while_the_task_runs_is_a_cancel(fake: FakeClient) -> Non
     assert len(fake.calls) == 1
 
 
-def test_a_cancel_from_outside_after_the_deadline_stays_a_cancel(fake: FakeClient) -> None:
-    async def stubborn() -> None:  # swallows every cancel for 0.3 s, then lets one through
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.01)
-        await stall()
+async def stubborn() -> None:
+    """Swallows every cancel for 0.3 s, then lets one through."""
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+    await stall()
 
+
+def test_a_cancel_from_outside_after_the_deadline_stays_a_cancel(fake: FakeClient) -> None:
     fake.scripts = [[stubborn]]
 
     async def scenario() -> None:
@@ -776,13 +778,6 @@ def test_a_cancel_keeps_its_message(fake: FakeClient, provider: Any) -> None:
 
 def test_a_cancel_keeps_its_message_after_the_deadline_fired(fake: FakeClient) -> None:
     """The deadline's own cancel, swallowed and sent again, must not stand in for the task's."""
-
-    async def stubborn() -> None:  # swallows every cancel for 0.3 s, then lets one through
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.01)
-        await stall()
 
     fake.scripts = [["Hel", stubborn]]
     # after 0.2 s the deadline has fired, and the provider swallows its cancels
